@@ -1,0 +1,7 @@
+"""``python -m glidein_plugins``."""
+
+import sys
+
+from glidein_plugins.cli import main
+
+sys.exit(main())

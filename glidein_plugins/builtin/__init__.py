@@ -1,0 +1,12 @@
+"""Built-in plugins, registered under short names so an entry can disable any of them.
+
+``BUILTINS`` maps a name to its module and whether it runs unless an entry disables it
+(``True``) or only when an entry enables it (``False``). Modules are imported only when used.
+"""
+
+from typing import Dict, Tuple
+
+BUILTINS: Dict[str, Tuple[str, bool]] = {
+    "mode": ("glidein_plugins.builtin.mode", True),
+    "singularity": ("glidein_plugins.builtin.singularity", True),
+}

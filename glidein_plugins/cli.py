@@ -1,0 +1,184 @@
+"""The ``glidein-plugins`` command (argparse, standard library only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, TextIO
+
+from glidein_plugins import __version__, report_text
+from glidein_plugins.errors import FailureType
+from glidein_plugins.results import Failure
+
+CONFIG_DIR_ENV = "GLIDEIN_PLUGINS_CONFIG_DIR"
+
+
+def _config_files(args: argparse.Namespace) -> List[Path]:
+    """``--config`` files, then every ``*.yaml`` of ``--config-dir`` (sorted)."""
+    files = [Path(path) for path in args.config or []]
+    directory = args.config_dir or os.environ.get(CONFIG_DIR_ENV)
+    if directory:
+        files += sorted(Path(directory).glob("*.yaml"))
+    return files
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """GlideinWMS custom-script mode: ``setup glidein_config ID``."""
+    from glidein_plugins.session import run_setup
+
+    outcome = run_setup(Path(args.glidein_config), args.id, _config_files(args))
+    report_text.print_setup(outcome, sys.stdout)
+    return outcome.report.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """A dry run on this node in a temporary glidein work dir."""
+    from glidein_plugins.session import run_setup
+
+    overrides = _parse_sets(args.set or [])
+    work_dir = Path(tempfile.mkdtemp(prefix="glidein-plugins-run-"))
+    try:
+        (work_dir / "condor_vars.lst").write_text("")
+        values = {
+            "GLIDEIN_Entry_Name": args.entry,
+            "GLIDEIN_Name": "dry-run",
+            "GLIDEIN_Factory": "dry-run",
+            "GLIDECLIENT_Name": "dry-run",
+            "GLIDEIN_WORK_DIR": str(work_dir),
+            "GLIDEIN_ENTRY_WORK_DIR": str(work_dir),
+            "TMP_DIR": str(work_dir / "tmp"),
+            "CONDOR_VARS_FILE": str(work_dir / "condor_vars.lst"),
+            # a Frontend that would like containers, so the dry run shows what the node offers
+            "GLIDEIN_Singularity_Use": "PREFERRED",
+            **overrides,
+        }
+        (work_dir / "tmp").mkdir()
+        (work_dir / "glidein_config").write_text(
+            "".join(f"{key} {value}\n" for key, value in values.items()))
+        outcome = run_setup(Path("glidein_config"), "entry", _config_files(args), work_dir)
+        if args.json:
+            json.dump(report_text.as_json(outcome), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            report_text.print_run(outcome, socket.gethostname(), sys.stdout)
+        return outcome.report.exit_code
+    finally:
+        if args.keep:
+            print(f"work dir kept: {work_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _parse_sets(items: Sequence[str]) -> Dict[str, str]:
+    values: Dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or "\n" in value:
+            raise SystemExit(f"glidein-plugins: --set expects KEY=VALUE on one line, got {item!r}")
+        values[key] = value
+    return values
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List the plugins an entry would run, their distribution and hooks."""
+    from glidein_plugins import factory_config, manager
+
+    entry = factory_config.load(_config_files(args)).entry(args.entry)
+    plugins = manager.build(entry, os.environ)
+    report_text.print_plugins(plugins, manager.entry_points(), sys.stdout)
+    return 1 if any(problem.fatal for problem in plugins.problems) else 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate factory config files: syntax, keys, types, plugin names."""
+    from glidein_plugins import factory_config, manager
+    from glidein_plugins.builtin import BUILTINS
+    from glidein_plugins.errors import ConfigError
+
+    config, errors = factory_config.load_checked([Path(path) for path in args.files])
+    sections = [config.defaults, *(section for section, _ in config.entries.values())]
+    directories = tuple(item.value for section in sections
+                        for item in section.lists["directories"])
+    known = set(BUILTINS) | set(manager.entry_points()) | set(manager.drop_ins(directories))
+    for name, where in config.plugin_references():
+        if name not in known:
+            errors.append(ConfigError(where, f"unknown plugin {name!r} (known: "
+                                             f"{', '.join(sorted(known))})"))
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        return 1
+    print(f"OK: {len(args.files)} file(s), {len(config.entries)} entr"
+          f"{'y' if len(config.entries) == 1 else 'ies'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="glidein-plugins",
+        description="Find, prove and advertise what a GlideinWMS worker node can run.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--config", action="append", metavar="FILE",
+                             help="factory config YAML (repeatable), merged over the defaults")
+        command.add_argument("--config-dir", metavar="DIR",
+                             help=f"load every *.yaml in DIR (default: ${CONFIG_DIR_ENV})")
+        return command
+
+    setup = with_config(sub.add_parser(
+        "setup", help="run as a GlideinWMS setup script: setup GLIDEIN_CONFIG [ID]"))
+    setup.add_argument("glidein_config", help="path of glidein_config (relative to the cwd)")
+    setup.add_argument("id", nargs="?", default="entry", help="main, entry, client, ...")
+    setup.set_defaults(func=cmd_setup)
+
+    run = with_config(sub.add_parser("run", help="dry run on this node, print what it offers"))
+    run.add_argument("--entry", default="default", help="factory entry name (default: default)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="a glidein_config value (repeatable)")
+    run.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    run.add_argument("--keep", action="store_true", help="keep the temporary work dir")
+    run.set_defaults(func=cmd_run)
+
+    plugins = with_config(sub.add_parser("plugins", help="list the plugins an entry runs"))
+    plugins.add_argument("--entry", default="default")
+    plugins.set_defaults(func=cmd_plugins)
+
+    check = sub.add_parser("check-config", help="validate factory config YAML files")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: a clear one-line error, and the XML in setup mode
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        print(f"glidein-plugins: {message}", file=sys.stderr)
+        if args.command == "setup":
+            _emergency_xml(args.id, message, sys.stderr)
+        return 1
+
+
+def _emergency_xml(script_id: str, message: str, log: TextIO) -> None:
+    from glidein_plugins import result_xml
+
+    try:
+        result_xml.write(Path.cwd(), script_id, Failure(FailureType.CORRUPTION, message), {})
+    except Exception as exc:
+        print(f"glidein-plugins: cannot write {result_xml.FILE_NAME}: {exc}", file=log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Hook specifications, one per glidein phase, in the order the runner calls them.
+
+Every hook receives ``context`` (the entry, glidein_config values, settings, command runner,
+decision trace) and ``facts`` (what earlier phases decided); an implementation may accept only
+the arguments it needs. pluggy calls implementations last-registered first, so a VO plugin
+(registered after the built-ins) is asked before them; ``tryfirst``/``trylast`` change that.
+The runner calls each implementation on its own, so a plugin that raises or overruns the time
+budget is recorded (with its name and distribution) and the phase's policy decides what follows.
+
+Run order: negotiate the mode first (a DISABLE or NEVER outcome must not spend time probing
+binaries), then find and prove a runtime, then GPUs and libraries (image and bind choices may
+depend on them), then images, binds, attributes. The job hook runs at job start, not at setup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+import pluggy
+
+if TYPE_CHECKING:
+    from glidein_plugins.context import Context
+    from glidein_plugins.results import (
+        Attribute,
+        Bind,
+        BindVerdict,
+        ContainerInvocation,
+        Facts,
+        GpuDevice,
+        Image,
+        JobRequest,
+        Library,
+        ModeDecision,
+        RuntimeCandidate,
+        RuntimeProbe,
+    )
+
+PROJECT = "glidein_plugins"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 1: mode negotiation
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def glidein_mode_negotiate(context: Context, facts: Facts) -> Optional[ModeDecision]:
+    """Decide the Singularity mode from the Frontend's and the Factory's wishes.
+
+    The built-in ``mode`` plugin applies the GlideinWMS table to ``GLIDEIN_Singularity_Use``
+    and ``GLIDEIN_SINGULARITY_REQUIRE``. An outcome of FAIL stops the glidein with VO_Config.
+
+    :param context: the run's context.
+    :param facts: empty at this point.
+    :return: the decision. Stops at first non-None result (``firstresult``). A plugin that
+        raises here stops the glidein (Config): without a mode nothing else can be decided.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 2: container runtime (only when the mode is PREFERRED or REQUIRED)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_runtime_discover(context: Context, facts: Facts) -> Optional[Iterable[RuntimeCandidate]]:
+    """Propose container runtime binaries (apptainer, singularity) worth probing.
+
+    :param context: the run's context.
+    :param facts: holds the mode decision.
+    :return: candidates, each with a ``source`` label and a ``priority`` (lower is tried first;
+        equal priorities keep call order). All plugins are asked; duplicates of one path are
+        probed once.
+    """
+
+
+@hookspec(firstresult=True)
+def glidein_runtime_probe(
+    context: Context, facts: Facts, candidate: RuntimeCandidate
+) -> Optional[RuntimeProbe]:
+    """Prove one candidate works: version, flavour, privilege mode, features.
+
+    The runner probes candidates in priority order until one is ``ok``; every rejected one is
+    kept in ``facts.rejected_runtimes`` with its reason.
+
+    :param candidate: the binary to probe.
+    :return: the probe's result. Stops at first non-None result (``firstresult``).
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 3: GPUs and libraries (always run)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_gpu_detect(context: Context, facts: Facts) -> Optional[Iterable[GpuDevice]]:
+    """Report the GPUs this glidein may use (MIG instances count as devices).
+
+    :return: devices. All plugins are asked; devices are de-duplicated by UUID when known.
+    """
+
+
+@hookspec
+def glidein_libraries_detect(context: Context, facts: Facts) -> Optional[Iterable[Library]]:
+    """Report libraries and toolkits on the node (CUDA, ROCm, OpenCL ICDs, ...).
+
+    :param facts: holds the GPUs found.
+    :return: libraries. All plugins are asked.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 4: images (only with a working runtime)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_images_contribute(context: Context, facts: Facts) -> Optional[Iterable[Image]]:
+    """Contribute entries of the images dict (platform key -> image URI).
+
+    :return: images. All plugins are asked; for each platform the first contribution in call
+        order wins (VO plugins are called before the built-ins, so they override them).
+    """
+
+
+@hookspec(firstresult=True)
+def glidein_image_select(
+    context: Context, facts: Facts, platforms: Sequence[str]
+) -> Optional[Image]:
+    """Choose the image for a list of acceptable platforms, in preference order.
+
+    :param facts: ``facts.images`` holds the usable images.
+    :param platforms: platform keys, most preferred first.
+    :return: the chosen image, or None to leave the choice to the next plugin
+        (``firstresult``).
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 5: bind mounts (only with a working runtime)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_binds_contribute(context: Context, facts: Facts) -> Optional[Iterable[Bind]]:
+    """Contribute bind mounts for the jobs' containers.
+
+    :return: binds. All plugins are asked; binds are de-duplicated by destination, the first
+        in call order winning (the loser is reported in the trace).
+    """
+
+
+@hookspec
+def glidein_bind_validate(context: Context, facts: Facts, bind: Bind) -> Optional[BindVerdict]:
+    """Judge one bind mount.
+
+    :param bind: the bind to judge.
+    :return: a verdict, or None for no opinion. All plugins are asked; one ``ok=False``
+        verdict drops the bind, and its reason is recorded in ``facts.rejected_binds``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 6: advertise
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_attributes_contribute(context: Context, facts: Facts) -> Optional[Iterable[Attribute]]:
+    """Contribute machine ClassAd attributes to publish (glidein_config + condor_vars.lst).
+
+    :param facts: everything the earlier phases decided.
+    :return: attributes. All plugins are asked. Two plugins giving one attribute different
+        values is an error naming both, unless exactly one of them sets ``override=True``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Job start (not part of setup)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def glidein_job_invocation(
+    context: Context, facts: Facts, job: JobRequest
+) -> Optional[ContainerInvocation]:
+    """Build the command line that starts ``job`` in its container.
+
+    :param facts: what setup decided (runtime, images, binds, GPUs).
+    :param job: the job's argv and its job and machine ads.
+    :return: the invocation. Stops at first non-None result (``firstresult``). A plugin that
+        raises here fails the job start.
+    """

@@ -1,0 +1,382 @@
+"""The phase runner: the only code that calls hook implementations.
+
+It calls each implementation on its own (in pluggy's order) in a worker thread bounded by the
+time budget, checks the type of what comes back, records every decision in the trace, and
+applies each hook's policy when a plugin raises, overruns or returns nonsense.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+
+from glidein_plugins.context import CURRENT_CALL, Context, Deadline
+from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.manager import Plugins
+from glidein_plugins.results import (
+    Attribute,
+    Bind,
+    BindVerdict,
+    ContainerInvocation,
+    Facts,
+    Failure,
+    GpuDevice,
+    Image,
+    JobRequest,
+    Library,
+    Mode,
+    ModeDecision,
+    RuntimeCandidate,
+    RuntimeProbe,
+    TraceEvent,
+)
+
+WORK_SHARE = 0.9  # phases before 'advertise' get this share of the budget
+
+
+@dataclass(frozen=True)
+class HookPolicy:
+    """What a hook returns (``many``: an iterable of ``item``) and whether a crash is fatal."""
+
+    item: type
+    many: bool
+    fatal: bool
+    phase: str
+
+
+POLICIES: Dict[str, HookPolicy] = {
+    "glidein_mode_negotiate": HookPolicy(ModeDecision, False, True, "mode"),
+    "glidein_runtime_discover": HookPolicy(RuntimeCandidate, True, False, "runtime"),
+    "glidein_runtime_probe": HookPolicy(RuntimeProbe, False, False, "runtime"),
+    "glidein_gpu_detect": HookPolicy(GpuDevice, True, False, "gpu"),
+    "glidein_libraries_detect": HookPolicy(Library, True, False, "libraries"),
+    "glidein_images_contribute": HookPolicy(Image, True, False, "images"),
+    "glidein_image_select": HookPolicy(Image, False, False, "images"),
+    "glidein_binds_contribute": HookPolicy(Bind, True, False, "binds"),
+    "glidein_bind_validate": HookPolicy(BindVerdict, False, False, "binds"),
+    "glidein_attributes_contribute": HookPolicy(Attribute, True, False, "advertise"),
+    "glidein_job_invocation": HookPolicy(ContainerInvocation, False, True, "job"),
+}
+
+
+class Stop(Exception):
+    """Raised inside the runner when the glidein must fail."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass
+class SetupReport:
+    """Everything a setup run decided."""
+
+    facts: Facts
+    attributes: Tuple[Attribute, ...] = ()
+    failure: Optional[Failure] = None
+    trace: List[TraceEvent] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failure else 0
+
+    def metrics(self) -> Dict[str, str]:
+        """The metrics of the result XML."""
+        mode = self.facts.mode
+        if mode is None or mode.outcome in (Mode.DISABLE, Mode.FAIL):
+            use = "Undefined"
+        else:
+            use = str(self.facts.runtime is not None)
+        metrics = {"use_singularity": use}
+        if mode is not None:
+            metrics["singularity_mode"] = mode.outcome.value
+        metrics["attributes"] = str(len(self.attributes))
+        return metrics
+
+
+class Runner:
+    """Runs the phases for one glidein, through the hooks of ``plugins``."""
+
+    def __init__(self, plugins: Plugins, context: Context, tracer: Optional[TextIO] = None):
+        self.plugins = plugins
+        self.context = context
+        self.tracer = tracer
+        self.budget = context.deadline
+        # the work phases stop early enough to leave time to advertise what was learnt
+        self.context.deadline = Deadline(self.budget.seconds * WORK_SHARE)
+
+    # -- calling implementations ------------------------------------------------------------
+
+    def _impls(self, hook: str) -> List[Any]:
+        """Implementations in the order pluggy would call them (LIFO, tryfirst/trylast)."""
+        return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
+
+    def _call(self, hook: str, impl: Any, kwargs: Dict[str, Any], deadline: Deadline) -> Any:
+        """One implementation's result, or ``_FAILED`` after recording why it failed."""
+        policy = POLICIES[hook]
+        box: Dict[str, Any] = {}
+
+        def target() -> None:
+            CURRENT_CALL.set((policy.phase, impl.plugin_name))
+            try:
+                box["result"] = impl.function(*(kwargs[name] for name in impl.argnames))
+            except BaseException as exc:  # reported below, with the plugin's name
+                box["error"] = exc
+
+        started = time.monotonic()
+        worker = threading.Thread(target=target, name=f"{hook}:{impl.plugin_name}", daemon=True)
+        worker.start()
+        worker.join(deadline.remaining())
+        seconds = time.monotonic() - started
+        if worker.is_alive():
+            return self._fail(hook, impl.plugin_name, FailureType.WN_RESOURCE,
+                              f"still running after {seconds:.1f} s: time budget exhausted")
+        error = box.get("error")
+        if isinstance(error, GlideinFailure):
+            raise Stop(Failure(error.failure_type,
+                               f"{self.plugins.describe(impl.plugin_name)}: {error.message}"))
+        if error is not None:
+            return self._fail(hook, impl.plugin_name, FailureType.CONFIG,
+                              f"raised {type(error).__name__}: {error}")
+        result = box.get("result")
+        self._trace_call(hook, impl.plugin_name, result, seconds)
+        return self._checked(hook, impl.plugin_name, result)
+
+    def _checked(self, hook: str, plugin: str, result: Any) -> Any:
+        policy = POLICIES[hook]
+        if result is None:
+            return [] if policy.many else None
+        if not policy.many:
+            if isinstance(result, policy.item):
+                return result
+            return self._fail(hook, plugin, FailureType.CONFIG,
+                              f"returned {type(result).__name__}, not {policy.item.__name__}")
+        items = [result] if isinstance(result, policy.item) else result
+        try:
+            items = list(items)
+        except TypeError:
+            items = [result]
+        wrong = [item for item in items if not isinstance(item, policy.item)]
+        if wrong:
+            return self._fail(hook, plugin, FailureType.CONFIG,
+                              f"returned {type(wrong[0]).__name__}, not {policy.item.__name__}")
+        return items
+
+    def _fail(self, hook: str, plugin: str, failure_type: FailureType, why: str) -> Any:
+        policy = POLICIES[hook]
+        message = f"plugin {self.plugins.describe(plugin)} in {hook}: {why}"
+        fatal = policy.fatal or plugin in self.plugins.required
+        self.context.record(TraceEvent(policy.phase, plugin, message, "error"))
+        if fatal:
+            raise Stop(Failure(failure_type, message + (
+                " (the plugin is required by the entry)" if plugin in self.plugins.required
+                else "")))
+        return _FAILED
+
+    def _trace_call(self, hook: str, plugin: str, result: Any, seconds: float) -> None:
+        if self.tracer is not None:
+            text = repr(result)
+            text = text if len(text) < 300 else text[:297] + "..."
+            print(f"[trace] {hook} {plugin} ({seconds * 1000:.1f} ms) -> {text}",
+                  file=self.tracer)
+
+    def call_all(self, hook: str, deadline: Optional[Deadline] = None,
+                 **kwargs: Any) -> List[Tuple[str, Any]]:
+        """``(plugin, item)`` for every item every implementation returned, in call order."""
+        found: List[Tuple[str, Any]] = []
+        for impl in self._impls(hook):
+            result = self._call(hook, impl, kwargs, deadline or self.context.deadline)
+            if result is _FAILED:
+                continue
+            if POLICIES[hook].many:
+                found += [(impl.plugin_name, item) for item in result]
+            elif result is not None:
+                found.append((impl.plugin_name, result))
+        return found
+
+    def call_first(self, hook: str, deadline: Optional[Deadline] = None,
+                   **kwargs: Any) -> Optional[Tuple[str, Any]]:
+        """The first non-None ``(plugin, result)`` in call order (``firstresult`` hooks)."""
+        for impl in self._impls(hook):
+            result = self._call(hook, impl, kwargs, deadline or self.context.deadline)
+            if result is not _FAILED and result is not None:
+                return impl.plugin_name, result
+        return None
+
+    def note(self, phase: str, message: str, level: str = "info", plugin: str = "runner") -> None:
+        self.context.record(TraceEvent(phase, plugin, message, level))
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def negotiate(self, facts: Facts) -> ModeDecision:
+        found = self.call_first("glidein_mode_negotiate", context=self.context, facts=facts)
+        if found is None:
+            raise Stop(Failure(FailureType.CONFIG, "no plugin decided the Singularity mode "
+                                                   "(is the built-in 'mode' plugin disabled?)"))
+        plugin, decision = found
+        self.note("mode", decision.reason, "error" if decision.outcome is Mode.FAIL else "info",
+                  plugin)
+        return decision  # type: ignore[no-any-return]
+
+    def find_runtime(self, facts: Facts) -> Facts:
+        proposed = self.call_all("glidein_runtime_discover", context=self.context, facts=facts)
+        candidates: Dict[str, RuntimeCandidate] = {}
+        for plugin, candidate in sorted(proposed, key=lambda found: found[1].priority):
+            if candidate.path not in candidates:
+                candidates[candidate.path] = replace(candidate, plugin=plugin)
+        if not self._impls("glidein_runtime_discover"):
+            self.note("runtime", "no enabled plugin implements glidein_runtime_discover",
+                      "warning")
+        rejected: List[RuntimeProbe] = []
+        for candidate in candidates.values():
+            if self.context.deadline.expired:
+                probe = RuntimeProbe(candidate, False, "not probed: setup time budget exhausted")
+            else:
+                found = self.call_first("glidein_runtime_probe", context=self.context,
+                                        facts=facts, candidate=candidate)
+                probe = found[1] if found else RuntimeProbe(candidate, False,
+                                                            "no plugin could probe it")
+            if probe.ok:
+                self.note("runtime", f"using {candidate.path} ({candidate.source}, "
+                          f"{probe.flavour} {probe.version}, {probe.privilege})")
+                return facts.with_(runtime=probe, rejected_runtimes=tuple(rejected))
+            self.note("runtime", f"rejected {candidate.path} ({candidate.source}): "
+                      f"{probe.reason}", "warning")
+            rejected.append(probe)
+        facts = facts.with_(rejected_runtimes=tuple(rejected))
+        self.note("runtime", facts.runtime_reason, "warning")
+        return facts
+
+    def detect_devices(self, facts: Facts) -> Facts:
+        gpus: Dict[str, GpuDevice] = {}
+        for _, gpu in self.call_all("glidein_gpu_detect", context=self.context, facts=facts):
+            gpus.setdefault(gpu.uuid or f"#{len(gpus)}", gpu)
+        if not self._impls("glidein_gpu_detect"):
+            self.note("gpu", "no enabled plugin implements glidein_gpu_detect: GPUs not looked "
+                      "for")
+        else:
+            self.note("gpu", f"{len(gpus)} GPU(s) found")
+        facts = facts.with_(gpus=tuple(gpus.values()))
+        libraries = [lib for _, lib in
+                     self.call_all("glidein_libraries_detect", context=self.context, facts=facts)]
+        if not self._impls("glidein_libraries_detect"):
+            self.note("libraries", "no enabled plugin implements glidein_libraries_detect: "
+                      "libraries not looked for")
+        return facts.with_(libraries=tuple(libraries))
+
+    def collect_images(self, facts: Facts) -> Facts:
+        images: Dict[str, Image] = {}
+        for plugin, image in self.call_all("glidein_images_contribute", context=self.context,
+                                           facts=facts):
+            if image.platform in images:
+                self.note("images", f"{image.platform}: {image.uri} from {plugin} ignored, "
+                          f"{images[image.platform].uri} came first", plugin=plugin)
+            else:
+                images[image.platform] = replace(image, source=image.source or plugin)
+        return facts.with_(images=tuple(images.values()))
+
+    def select_image(self, facts: Facts, platforms: Sequence[str]) -> Optional[Image]:
+        found = self.call_first("glidein_image_select", context=self.context, facts=facts,
+                                platforms=tuple(platforms))
+        return found[1] if found else None
+
+    def collect_binds(self, facts: Facts) -> Facts:
+        binds: Dict[str, Bind] = {}
+        for plugin, bind in self.call_all("glidein_binds_contribute", context=self.context,
+                                          facts=facts):
+            bind = replace(bind, origin=bind.origin or plugin)
+            first = binds.get(bind.destination)
+            if first is not None:
+                self.note("binds", f"{bind.source} -> {bind.destination} ({bind.origin}) "
+                          f"dropped: {first.source} ({first.origin}) binds there first")
+            else:
+                binds[bind.destination] = bind
+        kept: List[Bind] = []
+        rejected: List[BindVerdict] = []
+        for bind in binds.values():
+            refusals = [replace(verdict, plugin=plugin) for plugin, verdict in self.call_all(
+                "glidein_bind_validate", context=self.context, facts=facts, bind=bind)
+                if not verdict.ok]
+            if refusals:
+                reason = "; ".join(f"{v.plugin}: {v.reason}" for v in refusals)
+                rejected.append(BindVerdict(bind, False, reason, refusals[0].plugin))
+                self.note("binds", f"dropped {bind.source} -> {bind.destination}: {reason}",
+                          "warning")
+            else:
+                kept.append(bind)
+        return facts.with_(binds=tuple(kept), rejected_binds=tuple(rejected))
+
+    def collect_attributes(self, facts: Facts) -> Tuple[Attribute, ...]:
+        chosen: Dict[str, Attribute] = {}
+        for plugin, attribute in self.call_all("glidein_attributes_contribute", self.budget,
+                                               context=self.context, facts=facts):
+            attribute = replace(attribute, plugin=plugin)
+            key = attribute.name.lower()  # ClassAd names are case-insensitive
+            first = chosen.get(key)
+            if first is None:
+                chosen[key] = attribute
+            elif (first.value, first.type) == (attribute.value, attribute.type):
+                continue
+            elif attribute.override != first.override:
+                winner, loser = (attribute, first) if attribute.override else (first, attribute)
+                chosen[key] = winner
+                self.note("advertise", f"{winner.name}={winner.value} from {winner.plugin} "
+                          f"overrides {loser.value} from {loser.plugin}")
+            else:
+                raise Stop(Failure(FailureType.CONFIG, (
+                    f"attribute {attribute.name} set to {first.value!r} by plugin "
+                    f"{self.plugins.describe(first.plugin)} and to {attribute.value!r} by plugin "
+                    f"{self.plugins.describe(plugin)}; let exactly one of them set override=True "
+                    "or disable one")))
+        return tuple(chosen.values())
+
+    def invocation(self, facts: Facts, job: JobRequest) -> Optional[ContainerInvocation]:
+        """At job start: how to launch ``job`` (None if no plugin builds an invocation)."""
+        found = self.call_first("glidein_job_invocation", context=self.context, facts=facts,
+                                job=job)
+        return found[1] if found else None
+
+    # -- the whole setup --------------------------------------------------------------------
+
+    def setup(self) -> SetupReport:
+        """Run every setup phase in order; a failure is reported, never raised."""
+        facts = Facts()
+        for problem in self.plugins.problems:
+            self.note("plugins", str(problem), "error" if problem.fatal else "warning",
+                      problem.name)
+        try:
+            fatal = [problem for problem in self.plugins.problems if problem.fatal]
+            if fatal:
+                raise Stop(Failure(FailureType.CONFIG, "; ".join(map(str, fatal))))
+            decision = self.negotiate(facts)
+            facts = facts.with_(mode=decision)
+            if decision.outcome is Mode.FAIL:
+                raise Stop(Failure(FailureType.VO_CONFIG, decision.reason))
+            if decision.wants_container:
+                facts = self.find_runtime(facts)
+            else:
+                self.note("runtime", f"not looked for: {decision.outcome.value}")
+            facts = self.detect_devices(facts)
+            if facts.runtime is not None:
+                facts = self.collect_images(facts)
+                facts = self.collect_binds(facts)
+            attributes = self.collect_attributes(facts)
+            if decision.outcome is Mode.REQUIRED and facts.runtime is None:
+                raise Stop(Failure(FailureType.WN_RESOURCE,
+                                   f"Singularity is REQUIRED but {facts.runtime_reason}"))
+        except Stop as stop:
+            self.note("result", f"FAILED ({stop.failure.type.value}): {stop.failure.message}",
+                      "error")
+            return SetupReport(facts, (), stop.failure, self.context.trace)
+        return SetupReport(facts, attributes, None, self.context.trace)
+
+
+_FAILED: Any = object()
+
+
+def tracer_from(environ: Dict[str, str]) -> Optional[TextIO]:
+    """stderr when ``GLIDEIN_PLUGINS_TRACE`` is set to a true value, else None."""
+    return sys.stderr if environ.get("GLIDEIN_PLUGINS_TRACE", "") not in ("", "0") else None
