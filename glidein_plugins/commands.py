@@ -3,23 +3,30 @@ the whole process group killed on expiry, output captured, every failure turned 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
 
 DEFAULT_TIMEOUT = 30.0
-_OUTPUT_LIMIT = 1 << 20  # keep at most 1 MiB of each stream
+OUTPUT_LIMIT = 1 << 20  # keep at most 1 MiB of each stream
+DRAIN = 0.5  # seconds to keep reading after the command exits (a descendant may hold the pipes)
+_POLL = 0.05  # how often to look whether the command has exited while its pipes stay open
+_PIPE_CHUNK = 1 << 16
+_REASON_TAIL = 300  # characters of the last output line quoted in a reason
 
 
 @dataclass(frozen=True)
 class CommandResult:
     """The outcome of one command. ``ok`` means it ran to completion with exit code 0."""
 
-    argv: Tuple[str, ...]
-    returncode: Optional[int]
+    argv: tuple[str, ...]
+    returncode: int | None
     stdout: str
     stderr: str
     seconds: float
@@ -45,7 +52,7 @@ class CommandResult:
                 if self.returncode is not None and self.returncode < 0
                 else f"exit code {self.returncode}"
             )
-            return f"{name}: {how}" + (f": {tail}" if tail else "")
+            return f"{name}: {how}" + (f": {tail[:_REASON_TAIL]}" if tail else "")
         return ""
 
 
@@ -60,11 +67,17 @@ def last_line(text: str) -> str:
 def run(
     argv: Sequence[str],
     timeout: float = DEFAULT_TIMEOUT,
-    env: Optional[Mapping[str, str]] = None,
-    cwd: Optional[str] = None,
-    stdin: Optional[str] = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: str | None = None,
 ) -> CommandResult:
-    """Run ``argv`` with ``timeout`` seconds; never raises for a failing or missing command."""
+    """Run ``argv`` with ``timeout`` seconds; never raises for a failing or missing command.
+
+    The command gets its own session (process group). On expiry the whole group is killed; when
+    the command exits, whatever it left behind in its group is killed too, and a descendant that
+    keeps the output pipes open (in the group or not) is not waited for beyond ``DRAIN`` s.
+    stdout keeps its first ``OUTPUT_LIMIT`` bytes, stderr its last (where the error is).
+    """
     argv = tuple(str(arg) for arg in argv)
     if not argv:
         return CommandResult(argv, None, "", "", 0.0, error="empty command")
@@ -79,49 +92,107 @@ def run(
             cwd=cwd,
             start_new_session=True,  # its own process group, so we can kill all of it
         )
-    except FileNotFoundError:
-        return CommandResult(argv, None, "", "", 0.0, error="not found")
-    except PermissionError:
-        return CommandResult(argv, None, "", "", 0.0, error="permission denied")
     except OSError as exc:
-        return CommandResult(argv, None, "", "", 0.0, error=exc.strerror or str(exc))
-    timed_out = False
+        return CommandResult(argv, None, "", "", 0.0, error=_start_error(exc, cwd))
+    except ValueError as exc:  # a NUL byte in an argument or in the environment
+        return CommandResult(argv, None, "", "", 0.0, error=str(exc))
     try:
-        out, err = proc.communicate(stdin.encode() if stdin is not None else None, max(timeout, 0))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        try:  # a grandchild that left the group may still hold the pipes: do not wait on it
-            out, err = proc.communicate(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            out, err = b"", b""
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-            proc.wait()
+        out, err, timed_out = _communicate(proc, stdin.encode() if stdin is not None else b"",
+                                           start + max(timeout, 0.0))
     finally:
-        _kill_group(proc)  # descendants left behind by a command that exited
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        _kill_group(proc)  # on expiry, and descendants left behind by a command that exited
     return CommandResult(
         argv,
         None if timed_out else proc.returncode,
-        _text(out),
-        _text(err),
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
         time.monotonic() - start,
         timed_out=timed_out,
     )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.returncode is None:
+def _start_error(exc: OSError, cwd: str | None) -> str:
+    what = {
+        errno.ENOENT: "not found",
+        errno.EACCES: "permission denied",
+        errno.ENOEXEC: "not an executable (exec format error)",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    if cwd is not None and exc.filename == cwd:
+        return f"working directory {cwd}: {what}"
+    return what
+
+
+def _communicate(proc: subprocess.Popen[bytes], data: bytes,
+                 deadline: float) -> tuple[bytes, bytes, bool]:
+    """Feed ``data``, collect output until both pipes close and the command exits, or until
+    ``deadline`` (the group is then killed); returns (stdout, stderr, timed_out).
+
+    Reading stops ``DRAIN`` s after the command exited or was killed, pipes open or not.
+    """
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    give_up: float | None = None  # set once the command has exited or been killed
+    timed_out = False
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        if proc.stdin is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
+            selector.register(proc.stdin, selectors.EVENT_WRITE, None)
+        while selector.get_map():
+            now = time.monotonic()
+            if give_up is None:
+                if proc.poll() is not None:
+                    give_up = now + DRAIN
+                elif now >= deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                    give_up = now + DRAIN
+            elif now >= give_up:
+                break
+            for key, _ in selector.select(min(give_up or deadline, now + _POLL) - now):
+                if key.data is None:  # stdin
+                    data = _feed(key.fd, data)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        assert proc.stdin is not None
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer = key.data
+                buffer += chunk
+                if buffer is out:
+                    del buffer[OUTPUT_LIMIT:]  # keep the head of stdout
+                else:
+                    del buffer[:-OUTPUT_LIMIT]  # keep the tail of stderr
+    if give_up is None:  # both pipes closed: the command itself may still run
         try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            timed_out = True  # the caller kills the group
+    return bytes(out), bytes(err), timed_out
+
+
+def _feed(fd: int, data: bytes) -> bytes:
+    """Write what the pipe takes now; returns the rest (b'' once done or the reader is gone)."""
+    try:
+        return data[os.write(fd, data[:_PIPE_CHUNK]):]
+    except BlockingIOError:
+        return data
+    except OSError:  # BrokenPipeError: the command does not read its input
+        return b""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's process group, and reap the command."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a process in D state
             proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - uninterruptible sleep (D state)
-            pass
-
-
-def _text(data: Optional[bytes]) -> str:
-    return (data or b"")[:_OUTPUT_LIMIT].decode("utf-8", "replace")

@@ -8,13 +8,14 @@ original, so a reader never sees a half-written file and concurrent writers lose
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
 
 from glidein_plugins import atomic
 from glidein_plugins.errors import ConfigError
@@ -31,9 +32,9 @@ class GlideinConfig:
     path: Path
     values: Mapping[str, str]
     lines: Mapping[str, int]
-    problems: Tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
 
-    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get(self, key: str, default: str | None = None) -> str | None:
         return self.values.get(key, default)
 
     def where(self, key: str) -> str:
@@ -43,6 +44,10 @@ class GlideinConfig:
 
 def read(path: Path) -> GlideinConfig:
     """Parse ``path``; raises ConfigError (with the path) when it is missing or unreadable."""
+    return parse(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -51,21 +56,22 @@ def read(path: Path) -> GlideinConfig:
         raise ConfigError(str(path), "glidein_config is a directory") from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read glidein_config: {exc.strerror}") from None
-    return parse(data.decode(*_ENCODING), path)
+    return data.decode(*_ENCODING)
 
 
 def parse(text: str, path: Path = Path("glidein_config")) -> GlideinConfig:
     """Parse glidein_config text; malformed lines are skipped and listed in ``problems``."""
-    values: Dict[str, str] = {}
-    lines: Dict[str, int] = {}
-    problems: List[str] = []
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    problems: list[str] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip() or line.startswith("#"):
             continue
         key, sep, value = line.partition(" ")
         where = f"{path.name}:{number}"
         if not sep or not _KEY.match(key):
-            problems.append(f"{where}: skipped malformed line (expected 'KEY value'): {line[:80]!r}")
+            problems.append(
+                f"{where}: skipped malformed line (expected 'KEY value'): {line[:80]!r}")
             continue
         if len(line.encode(*_ENCODING)) > MAX_LINE:
             problems.append(f"{where}: {key}: line longer than {MAX_LINE} bytes (kept)")
@@ -88,17 +94,20 @@ def format_line(key: str, value: str) -> str:
 
 @dataclass
 class Lock:
-    """The GlideinWMS lock on a file: the symlink ``FILE.lock`` and the holder's pid in ``FILE.pid``.
+    """The GlideinWMS lock on a file: the symlink ``FILE.lock``, the holder's pid in ``FILE.pid``.
 
-    A lock whose holder has been seen dead for ``stale_after`` seconds is broken; waiting longer
-    than ``give_up_after`` raises ConfigError. Threads of one process also serialise here.
+    A lock whose holder (the pid in ``FILE.pid``, or none) has been seen dead for ``stale_after``
+    seconds is broken, and one holding our own pid at once (a leftover: threads of one process
+    serialise on an in-process lock first); waiting longer than ``give_up_after`` raises
+    ConfigError. The holder's pid is written after the symlink, as ``lock_file`` does.
     """
 
     path: Path
     stale_after: float = 60.0
     give_up_after: float = 300.0
     poll: float = 0.01
-    _dead_since: Dict[str, float] = field(default_factory=dict)
+    _suspect: tuple[str, float] | None = field(default=None, init=False, repr=False)
+    _in_process: threading.Lock | None = field(default=None, init=False, repr=False)
 
     @property
     def lock_path(self) -> Path:
@@ -116,16 +125,21 @@ class Lock:
         except BaseException:
             in_process.release()
             raise
+        self._in_process = in_process
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._remove()
+            if self._holder() == str(os.getpid()):  # not if it was broken and taken meanwhile
+                self._remove()
         finally:
-            _thread_lock(self.path).release()
+            if self._in_process is not None:
+                self._in_process.release()
+                self._in_process = None
 
     def _acquire(self) -> None:
         deadline = time.monotonic() + self.give_up_after
+        self._suspect = None
         while True:
             try:
                 os.symlink(self.path.name, self.lock_path)
@@ -141,40 +155,51 @@ class Lock:
                 continue
             except OSError as exc:
                 raise ConfigError(str(self.lock_path), f"cannot lock: {exc.strerror}") from None
-            atomic.write_text(self.pid_path, f"{os.getpid()}\n")
+            try:
+                atomic.write_text(self.pid_path, f"{os.getpid()}\n")
+            except BaseException:
+                self._remove()  # no lock without a holder left behind
+                raise
             return
 
-    def _stale(self) -> bool:
-        """True once the recorded holder has been seen dead (or absent) for ``stale_after`` s."""
+    def _holder(self) -> str:
         try:
-            holder = self.pid_path.read_text().strip()
+            return self.pid_path.read_text(errors="replace").strip()
         except OSError:
-            holder = ""
+            return ""
+
+    def _stale(self) -> bool:
+        """True once the same holder has been seen dead (or absent) for ``stale_after`` s."""
+        holder = self._holder()
+        if holder == str(os.getpid()):
+            return True
         if holder.isdigit() and _alive(int(holder)):
-            self._dead_since.pop(holder, None)
+            self._suspect = None
             return False
-        first_seen = self._dead_since.setdefault(holder, time.monotonic())
-        return time.monotonic() - first_seen >= self.stale_after
+        now = time.monotonic()
+        if self._suspect is None or self._suspect[0] != holder:
+            self._suspect = (holder, now)  # a new suspect: its time starts now
+        return now - self._suspect[1] >= self.stale_after
 
     def _remove(self) -> None:
         for path in (self.pid_path, self.lock_path):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            except FileNotFoundError:
-                pass
 
 
-_THREAD_LOCKS: Dict[str, threading.Lock] = {}
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
 def _thread_lock(path: Path) -> threading.Lock:
     """The in-process lock for ``path``: threads do not even race for the symlink."""
     with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(os.path.abspath(path), threading.Lock())
+        return _THREAD_LOCKS.setdefault(os.path.realpath(path), threading.Lock())
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0) would signal our own process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -184,30 +209,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def update(path: Path, changes: Mapping[str, str], lock: Optional[Lock] = None) -> List[str]:
+def update(path: Path, changes: Mapping[str, str], lock: Lock | None = None) -> list[str]:
     """Set every key of ``changes`` in one locked, atomic rewrite; returns the keys changed.
 
     Old lines of a changed key are dropped and the new line appended, as ``gconfig_add`` does;
-    each change is also appended to ``glidein_config.history``. Nothing is written if any line
-    is invalid (ValueError) and the file is left intact if writing fails (ConfigError).
+    each change is first appended to ``glidein_config.history`` (as ``gconfig_add`` does).
+    Nothing is written if any line is invalid (ValueError), and glidein_config is left intact
+    if the history or the rewrite cannot be written (ConfigError).
     """
     new_lines = {key: format_line(key, value) for key, value in changes.items()}
     with lock or Lock(path):
-        current = read(path)
+        text = _read_text(path)
+        current = parse(text, path)
         changed = [key for key, value in changes.items() if current.values.get(key) != value]
         if not changed:
             return []
-        kept = [
-            line
-            for line in path.read_bytes().decode(*_ENCODING).split("\n")
-            if line.partition(" ")[0] not in changed
-        ]
+        kept = [line for line in text.split("\n") if line.partition(" ")[0] not in changed]
         while kept and kept[-1] == "":
             kept.pop()
-        text = "\n".join([*kept, *(new_lines[key] for key in changed)]) + "\n"
-        atomic.write_text(path, text)
-        history = "".join(f"GLP{os.getpid()} {new_lines[key]}\n" for key in changed)
-        with open(path.with_name(path.name + ".history"), "a", encoding="utf-8",
-                  errors="surrogateescape") as log:
-            log.write(history)
+        history = path.with_name(path.name + ".history")
+        try:
+            with open(history, "a", encoding="utf-8", errors="surrogateescape") as log:
+                log.write("".join(f"GLP{os.getpid()} {new_lines[key]}\n" for key in changed))
+        except OSError as exc:
+            raise ConfigError(str(history), f"cannot append: {exc.strerror or exc}") from None
+        atomic.write_text(path, "\n".join([*kept, *(new_lines[key] for key in changed)]) + "\n")
     return changed

@@ -4,34 +4,42 @@ leaves in the directory it started in. Status is OK exactly when the exit code i
 from __future__ import annotations
 
 import re
-import time
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Optional
 from xml.sax.saxutils import escape, quoteattr
 
 from glidein_plugins import atomic
 from glidein_plugins.results import Failure
 
 FILE_NAME = "otrb_output.xml"
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, and lone surrogates (undecodable bytes read with
+# surrogateescape), which would not be UTF-8 in the file.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _clean(text: object) -> str:
+    """``text`` with every character XML cannot hold replaced by ``?``."""
     return _XML_INVALID.sub("?", str(text))
 
 
+def _text(text: object) -> str:
+    """Element content for ``text`` (CR as a reference: a parser would turn a raw one into LF)."""
+    return escape(_clean(text), {"\r": "&#13;"})
+
+
 def _timestamp() -> str:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return stamp[:-2] + ":" + stamp[-2:]  # +hhmm -> +hh:mm
+    """Local time as ``YYYY-MM-DDTHH:MM:SS+hh:mm`` (``date +%Y-%m-%dT%H:%M:%S%:z``)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def render(script_id: str, failure: Optional[Failure], metrics: Mapping[str, str]) -> str:
+def render(script_id: str, failure: Failure | None, metrics: Mapping[str, str]) -> str:
     """The XML text: OK with metrics, or ERROR with the failure type, metrics and detail."""
     stamp = quoteattr(_timestamp())
 
     def metric(name: str, value: object) -> str:
         return (f"    <metric name={quoteattr(_clean(name))} ts={stamp} uri=\"local\">"
-                f"{escape(_clean(value))}</metric>")
+                f"{_text(value)}</metric>")
 
     lines = ['<?xml version="1.0"?>',
              f'<OSGTestResult id={quoteattr(_clean(script_id))} version="4.3.1">',
@@ -42,12 +50,13 @@ def render(script_id: str, failure: Optional[Failure], metrics: Mapping[str, str
     lines += [metric(name, value) for name, value in metrics.items()]
     lines.append("  </result>")
     if failure:
-        lines += ["  <detail>", f"    {escape(_clean(failure.message))}", "  </detail>"]
+        detail = _text(failure.message).split("\n")
+        lines += ["  <detail>", *(f"    {line}" for line in detail), "  </detail>"]
     lines.append("</OSGTestResult>")
     return "\n".join(lines) + "\n"
 
 
-def write(directory: Path, script_id: str, failure: Optional[Failure],
+def write(directory: Path, script_id: str, failure: Failure | None,
           metrics: Mapping[str, str]) -> Path:
     """Atomically (re)write ``otrb_output.xml`` in ``directory``."""
     path = directory / FILE_NAME
