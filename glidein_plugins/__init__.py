@@ -1,10 +1,13 @@
 """glidein_plugins: find, prove and advertise what a GlideinWMS worker node can run.
 
-The public API for VO plugin authors: the ``hookimpl`` marker, the typed results, the context,
-and ``GlideinFailure`` to veto a node. See ``glidein_plugins.hookspecs`` for the hooks.
+The public API for VO plugin authors: the ``hookimpl`` marker, the typed results, the
+``Context`` every hook receives, and ``GlideinFailure`` to veto a node. See
+``glidein_plugins.hookspecs`` for the hooks.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -29,7 +32,20 @@ from glidein_plugins.results import (
     flag,
 )
 
+if TYPE_CHECKING:
+    from glidein_plugins.context import Context
+
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def __getattr__(name: str) -> Any:
+    """``Context`` is imported on first use: it brings in YAML and the command runner."""
+    if name == "Context":
+        from glidein_plugins.context import Context  # noqa: PLC0415 - lazy on purpose
+
+        return Context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AttrType",
@@ -37,6 +53,7 @@ __all__ = [
     "Bind",
     "BindVerdict",
     "ContainerInvocation",
+    "Context",
     "Facts",
     "FailureType",
     "GlideinFailure",

@@ -7,9 +7,10 @@ import contextvars
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from glidein_plugins import commands
 from glidein_plugins.factory_config import EntryConfig
@@ -17,17 +18,18 @@ from glidein_plugins.glidein_config import GlideinConfig
 from glidein_plugins.results import TraceEvent
 
 # (phase, plugin) of the hook implementation running in this thread
-CURRENT_CALL: contextvars.ContextVar[Tuple[str, str]] = contextvars.ContextVar(
+CURRENT_CALL: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "glidein_plugins_call", default=("", "")
 )
 
 
 class Deadline:
-    """A point in time after which work must stop."""
+    """A time budget of ``seconds`` on the monotonic clock, from ``start`` (default: now)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, start: float | None = None) -> None:
         self.seconds = seconds
-        self.end = time.monotonic() + seconds
+        self.start = time.monotonic() if start is None else start
+        self.end = self.start + seconds
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
@@ -35,6 +37,10 @@ class Deadline:
     @property
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+    def share(self, fraction: float) -> Deadline:
+        """A deadline ending when ``fraction`` of this budget (counted from its start) is spent."""
+        return Deadline(self.seconds * fraction, self.start)
 
 
 @dataclass
@@ -50,15 +56,15 @@ class Context:
     work_dir: Path
     deadline: Deadline
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    trace: List[TraceEvent] = field(default_factory=list)
+    trace: list[TraceEvent] = field(default_factory=list)
     _trace_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def entry_name(self) -> str:
         return self.entry.name
 
-    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
-        """The value of ``key``: glidein_config, else the entry's YAML ``attributes``, else default."""
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The value of ``key``: glidein_config, else the entry's ``attributes``, else default."""
         value = self.glidein_config.get(key)
         if value is not None:
             return value
@@ -72,16 +78,23 @@ class Context:
         setting = self.entry.attributes.get(key)
         return setting.where if setting is not None else ""
 
-    def settings(self, plugin: Optional[str] = None) -> Dict[str, Any]:
+    def settings(self, plugin: str | None = None) -> dict[str, Any]:
         """The entry's settings for ``plugin`` (default: the plugin calling)."""
         return self.entry.plugin_settings(plugin or CURRENT_CALL.get()[1])
 
     def run(self, argv: Sequence[str], timeout: float = commands.DEFAULT_TIMEOUT,
-            env: Optional[Mapping[str, str]] = None,
-            cwd: Optional[str] = None) -> commands.CommandResult:
-        """Run an external command, its timeout capped by the setup's remaining budget."""
-        result = commands.run(argv, timeout=min(timeout, self.deadline.remaining()), env=env,
-                              cwd=cwd)
+            env: Mapping[str, str] | None = None,
+            cwd: str | None = None) -> commands.CommandResult:
+        """Run an external command, its timeout capped by the setup's remaining budget.
+
+        Once the budget is spent the command is not started at all; the result says why.
+        """
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            result = commands.CommandResult(tuple(str(arg) for arg in argv), None, "", "", 0.0,
+                                            error="not run: setup time budget exhausted")
+        else:
+            result = commands.run(argv, timeout=min(timeout, remaining), env=env, cwd=cwd)
         if not result.ok:
             self.note(f"command failed: {result.reason}", level="warning")
         return result

@@ -2,8 +2,9 @@
 
 Every hook receives ``context`` (the entry, glidein_config values, settings, command runner,
 decision trace) and ``facts`` (what earlier phases decided); an implementation may accept only
-the arguments it needs. pluggy calls implementations last-registered first, so a VO plugin
-(registered after the built-ins) is asked before them; ``tryfirst``/``trylast`` change that.
+the arguments it needs. Plugins are registered built-ins first, then entry-point plugins, then
+site drop-ins, and pluggy calls the last registered first: a VO or site plugin is asked before
+the built-ins. ``tryfirst``/``trylast`` change that; hook wrappers are refused.
 The runner calls each implementation on its own, so a plugin that raises or overruns the time
 budget is recorded (with its name and distribution) and the phase's policy decides what follows.
 
@@ -14,7 +15,8 @@ depend on them), then images, binds, attributes. The job hook runs at job start,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -45,7 +47,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 
 @hookspec(firstresult=True)
-def glidein_mode_negotiate(context: Context, facts: Facts) -> Optional[ModeDecision]:
+def glidein_mode_negotiate(context: Context, facts: Facts) -> ModeDecision | None:
     """Decide the Singularity mode from the Frontend's and the Factory's wishes.
 
     The built-in ``mode`` plugin applies the GlideinWMS table to ``GLIDEIN_Singularity_Use``
@@ -54,7 +56,8 @@ def glidein_mode_negotiate(context: Context, facts: Facts) -> Optional[ModeDecis
     :param context: the run's context.
     :param facts: empty at this point.
     :return: the decision. Stops at first non-None result (``firstresult``). A plugin that
-        raises here stops the glidein (Config): without a mode nothing else can be decided.
+        raises or returns something else stops the glidein (Config): without a mode nothing
+        else can be decided.
     """
 
 
@@ -64,7 +67,7 @@ def glidein_mode_negotiate(context: Context, facts: Facts) -> Optional[ModeDecis
 
 
 @hookspec
-def glidein_runtime_discover(context: Context, facts: Facts) -> Optional[Iterable[RuntimeCandidate]]:
+def glidein_runtime_discover(context: Context, facts: Facts) -> Iterable[RuntimeCandidate] | None:
     """Propose container runtime binaries (apptainer, singularity) worth probing.
 
     :param context: the run's context.
@@ -78,7 +81,7 @@ def glidein_runtime_discover(context: Context, facts: Facts) -> Optional[Iterabl
 @hookspec(firstresult=True)
 def glidein_runtime_probe(
     context: Context, facts: Facts, candidate: RuntimeCandidate
-) -> Optional[RuntimeProbe]:
+) -> RuntimeProbe | None:
     """Prove one candidate works: version, flavour, privilege mode, features.
 
     The runner probes candidates in priority order until one is ``ok``; every rejected one is
@@ -95,7 +98,7 @@ def glidein_runtime_probe(
 
 
 @hookspec
-def glidein_gpu_detect(context: Context, facts: Facts) -> Optional[Iterable[GpuDevice]]:
+def glidein_gpu_detect(context: Context, facts: Facts) -> Iterable[GpuDevice] | None:
     """Report the GPUs this glidein may use (MIG instances count as devices).
 
     :return: devices. All plugins are asked; devices are de-duplicated by UUID when known.
@@ -103,7 +106,7 @@ def glidein_gpu_detect(context: Context, facts: Facts) -> Optional[Iterable[GpuD
 
 
 @hookspec
-def glidein_libraries_detect(context: Context, facts: Facts) -> Optional[Iterable[Library]]:
+def glidein_libraries_detect(context: Context, facts: Facts) -> Iterable[Library] | None:
     """Report libraries and toolkits on the node (CUDA, ROCm, OpenCL ICDs, ...).
 
     :param facts: holds the GPUs found.
@@ -117,7 +120,7 @@ def glidein_libraries_detect(context: Context, facts: Facts) -> Optional[Iterabl
 
 
 @hookspec
-def glidein_images_contribute(context: Context, facts: Facts) -> Optional[Iterable[Image]]:
+def glidein_images_contribute(context: Context, facts: Facts) -> Iterable[Image] | None:
     """Contribute entries of the images dict (platform key -> image URI).
 
     :return: images. All plugins are asked; for each platform the first contribution in call
@@ -128,13 +131,13 @@ def glidein_images_contribute(context: Context, facts: Facts) -> Optional[Iterab
 @hookspec(firstresult=True)
 def glidein_image_select(
     context: Context, facts: Facts, platforms: Sequence[str]
-) -> Optional[Image]:
+) -> Image | None:
     """Choose the image for a list of acceptable platforms, in preference order.
 
     :param facts: ``facts.images`` holds the usable images.
     :param platforms: platform keys, most preferred first.
-    :return: the chosen image, or None to leave the choice to the next plugin
-        (``firstresult``).
+    :return: the chosen image, or None to leave the choice to the next plugin. Stops at first
+        non-None result (``firstresult``).
     """
 
 
@@ -144,7 +147,7 @@ def glidein_image_select(
 
 
 @hookspec
-def glidein_binds_contribute(context: Context, facts: Facts) -> Optional[Iterable[Bind]]:
+def glidein_binds_contribute(context: Context, facts: Facts) -> Iterable[Bind] | None:
     """Contribute bind mounts for the jobs' containers.
 
     :return: binds. All plugins are asked; binds are de-duplicated by destination, the first
@@ -153,7 +156,7 @@ def glidein_binds_contribute(context: Context, facts: Facts) -> Optional[Iterabl
 
 
 @hookspec
-def glidein_bind_validate(context: Context, facts: Facts, bind: Bind) -> Optional[BindVerdict]:
+def glidein_bind_validate(context: Context, facts: Facts, bind: Bind) -> BindVerdict | None:
     """Judge one bind mount.
 
     :param bind: the bind to judge.
@@ -168,7 +171,7 @@ def glidein_bind_validate(context: Context, facts: Facts, bind: Bind) -> Optiona
 
 
 @hookspec
-def glidein_attributes_contribute(context: Context, facts: Facts) -> Optional[Iterable[Attribute]]:
+def glidein_attributes_contribute(context: Context, facts: Facts) -> Iterable[Attribute] | None:
     """Contribute machine ClassAd attributes to publish (glidein_config + condor_vars.lst).
 
     :param facts: everything the earlier phases decided.
@@ -183,9 +186,9 @@ def glidein_attributes_contribute(context: Context, facts: Facts) -> Optional[It
 
 
 @hookspec(firstresult=True)
-def glidein_job_invocation(
+def glidein_job_launch(
     context: Context, facts: Facts, job: JobRequest
-) -> Optional[ContainerInvocation]:
+) -> ContainerInvocation | None:
     """Build the command line that starts ``job`` in its container.
 
     :param facts: what setup decided (runtime, images, binds, GPUs).

@@ -4,15 +4,17 @@ with its distribution and skipped, unless the entry requires it."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 import pluggy
 
@@ -60,10 +62,10 @@ class Plugins:
     """The manager for this run, what is registered, and what was skipped or blocked."""
 
     manager: pluggy.PluginManager
-    info: Dict[str, PluginInfo] = field(default_factory=dict)
-    problems: List[LoadProblem] = field(default_factory=list)
-    blocked: Tuple[str, ...] = ()
-    required: Tuple[str, ...] = ()
+    info: dict[str, PluginInfo] = field(default_factory=dict)
+    problems: list[LoadProblem] = field(default_factory=list)
+    blocked: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
 
     def describe(self, name: str) -> str:
         info = self.info.get(name)
@@ -74,7 +76,7 @@ class _Manager(pluggy.PluginManager):
     """Treats every ``glidein_*`` function as a hook implementation, marked or not, so that a
     misspelt hook name is caught by ``check_pending()`` instead of silently never running."""
 
-    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Optional[Any]:
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any | None:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith(_HOOK_PREFIX):
             method = getattr(plugin, name, None)
@@ -83,19 +85,35 @@ class _Manager(pluggy.PluginManager):
         return opts
 
 
-def entry_points() -> Dict[str, Tuple[metadata.EntryPoint, str, str]]:
+def entry_points() -> dict[str, tuple[metadata.EntryPoint, str, str]]:
     """``name -> (entry point, distribution, version)`` for the ``glidein_plugins`` group."""
-    found: Dict[str, Tuple[metadata.EntryPoint, str, str]] = {}
+    return _scan_entry_points()[0]
+
+
+def _scan_entry_points() -> tuple[dict[str, tuple[metadata.EntryPoint, str, str]],
+                                  list[LoadProblem]]:
+    """The group's entry points, and a problem for each distribution whose metadata is
+    unreadable (one broken distribution must not hide the others' plugins)."""
+    found: dict[str, tuple[metadata.EntryPoint, str, str]] = {}
+    problems: list[LoadProblem] = []
     for dist in metadata.distributions():
-        for point in dist.entry_points:
-            if point.group == ENTRY_POINT_GROUP:
-                found.setdefault(point.name, (point, dist.metadata["Name"], dist.version))
-    return found
+        try:
+            name = dist.metadata["Name"] or "?"  # broken metadata: still report the plugin
+            points = [point for point in dist.entry_points if point.group == ENTRY_POINT_GROUP]
+            version = dist.version or ""
+        except Exception as exc:
+            where = getattr(dist, "_path", "?")
+            problems.append(LoadProblem(str(where), "?", "unreadable distribution metadata: "
+                                        f"{_describe(exc)}", fatal=False))
+            continue
+        for point in points:
+            found.setdefault(point.name, (point, name, version))
+    return found, problems
 
 
-def drop_ins(directories: Tuple[str, ...]) -> Dict[str, Path]:
+def drop_ins(directories: tuple[str, ...]) -> dict[str, Path]:
     """``name -> file`` for every ``*.py`` module in the site's plugin directories."""
-    found: Dict[str, Path] = {}
+    found: dict[str, Path] = {}
     for directory in directories:
         for path in sorted(Path(directory).glob("*.py")):
             if not path.name.startswith("_"):
@@ -103,13 +121,20 @@ def drop_ins(directories: Tuple[str, ...]) -> Dict[str, Path]:
     return found
 
 
-def blocked_names(entry: EntryConfig, environ: Mapping[str, str]) -> Tuple[str, ...]:
+def blocked_names(entry: EntryConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The entry's ``disable`` list, then the names in ``$GLIDEIN_PLUGINS_DISABLE``."""
     from_env = re.split(r"[,\s]+", environ.get(DISABLE_ENV, "").strip())
     return tuple(dict.fromkeys(name for name in (*entry.disable, *from_env) if name))
 
 
 def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
-    """A new manager for ``entry``: never a global one, so every run starts clean."""
+    """A new manager for ``entry``: never a global one, so every run starts clean.
+
+    Built-ins are registered under short names (``mode``, ``singularity``); names in the
+    entry's ``disable`` list or ``$GLIDEIN_PLUGINS_DISABLE`` are blocked; ``enable`` and
+    ``required`` load entry-point plugins; every ``*.py`` in ``directories`` is loaded. What
+    cannot be loaded is in ``problems``, fatal only for a required plugin.
+    """
     pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     plugins = Plugins(pm, blocked=blocked_names(entry, environ), required=entry.required)
@@ -118,11 +143,24 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
         if name in entry.required:
             plugins.problems.append(LoadProblem(name, "?", "required but disabled", fatal=True))
 
-    wanted = [name for name, (_, on) in BUILTINS.items() if on]
-    wanted += [name for name in (*entry.enable, *entry.required) if name not in wanted]
+    for directory in entry.directories:
+        if not Path(directory).is_dir():
+            plugins.problems.append(LoadProblem(
+                Path(directory).name, "site", f"plugin directory {directory} does not exist",
+                fatal=False))
     site = drop_ins(entry.directories)
+    for name in sorted(set(site) & set(BUILTINS)):
+        plugins.problems.append(LoadProblem(
+            name, "site", f"{site.pop(name)} ignored: '{name}' is a built-in plugin's name; "
+            "rename the file (and disable the built-in to replace it)", fatal=False))
+    # registration order, which sets the call order (pluggy calls the last registered first):
+    # built-ins, then entry points in the entry's order, then drop-ins in directory order.
+    # Whether a plugin is required changes what its failure means, never when it is called.
+    wanted = [name for name, (_, on) in BUILTINS.items() if on]
+    wanted += [name for name in (*entry.enable, *entry.required)
+               if name not in wanted and name not in site]
     wanted += [name for name in site if name not in wanted]
-    points: Optional[Dict[str, Tuple[metadata.EntryPoint, str, str]]] = None
+    points: dict[str, tuple[metadata.EntryPoint, str, str]] | None = None
 
     for name in wanted:
         if name in plugins.blocked:
@@ -135,8 +173,9 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
             info = PluginInfo(name, "directory", "site", location=str(site[name]))
             _register(plugins, info, lambda p=site[name]: _load_file(p), fatal)
         else:
-            if points is None:
-                points = entry_points()  # scanned only when a non-built-in plugin is wanted
+            if points is None:  # scanned only when a non-built-in plugin is wanted
+                points, unreadable = _scan_entry_points()
+                plugins.problems += unreadable
             if name not in points:
                 plugins.problems.append(LoadProblem(
                     name, "?", "unknown plugin: not built in, not an installed "
@@ -155,24 +194,32 @@ def _load_file(path: Path) -> Any:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]  # no half-imported module left behind
+        raise
     return module
 
 
 def _register(plugins: Plugins, info: PluginInfo, load: Any, fatal: bool) -> None:
     """Load and register one plugin; any failure becomes a LoadProblem naming it."""
+    pm = plugins.manager
+    plugin: Any = None
     try:
         plugin = load()
         if isinstance(plugin, type):
             plugin = plugin()  # a class entry point: use an instance
-        plugins.manager.register(plugin, name=info.name)
+        pm.register(plugin, name=info.name)
     except (Exception, SystemExit) as exc:  # a broken plugin must not take the glidein down
+        if plugin is not None and pm.get_plugin(info.name) is plugin:
+            pm.unregister(plugin)  # pluggy leaves the hooks registered before the bad one
         plugins.problems.append(
             LoadProblem(info.name, info.distribution, f"failed to load: {_describe(exc)}", fatal))
         return
-    problem = _validate(plugins.manager, plugin)
+    problem = _validate(pm, plugin)
     if problem:
-        plugins.manager.unregister(plugin)
+        pm.unregister(plugin)
         plugins.problems.append(LoadProblem(info.name, info.distribution, problem, fatal))
         return
     plugins.info[info.name] = info
@@ -185,19 +232,22 @@ def _validate(pm: pluggy.PluginManager, plugin: Any) -> str:
             if impl.plugin is not plugin:
                 continue
             if caller.spec is None:
-                return (f"implements unknown hook {caller.name!r} (misspelt? known hooks: "
+                close = difflib.get_close_matches(caller.name, known_hooks(), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "misspelt?"
+                return (f"implements unknown hook {caller.name!r} ({hint} known hooks: "
                         f"{', '.join(known_hooks())})")
             if impl.hookwrapper or impl.wrapper:
                 return f"{caller.name}: hook wrappers are not supported"
     return ""
 
 
-def known_hooks() -> List[str]:
+def known_hooks() -> list[str]:
     """Hook names in phase order."""
     return [name for name, obj in vars(hookspecs).items()
             if name.startswith(_HOOK_PREFIX) and inspect.isfunction(obj)]
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """``Type: message`` on one line (pluggy's validation messages span several lines)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

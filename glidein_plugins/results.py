@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Mapping, Optional, Tuple
 
 from glidein_plugins import classad
 from glidein_plugins.errors import FailureType
@@ -59,17 +60,31 @@ class Attribute:
         return f'"{self.value}"' if self.type is AttrType.STRING else self.value
 
 
-def flag(name: str, ok: bool, reason: str = "") -> Tuple[Attribute, ...]:
+def flag(name: str, ok: bool, reason: str = "") -> tuple[Attribute, ...]:
     """``NAME = True``, or ``NAME = False`` plus ``NAME_REASON`` saying why."""
     if ok:
         return (Attribute.boolean(name, True),)
     return Attribute.boolean(name, False), Attribute.string(f"{name}_REASON", one_line(reason))
 
 
-def one_line(text: str, limit: int = 500) -> str:
-    """Squeeze free text into something publishable as an S attribute."""
-    text = " ".join(str(text).split()).replace('"', "'").replace("\\", "/").replace("$(", "$ (")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters
+_MACRO_START = re.compile(r"\$(?=\$?[A-Za-z_]*\()")  # the '$' of $(X), $$(X), $ENV(X), ...
+_QUOTES = str.maketrans({'"': "`", "'": "`", "\\": "/"})
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """Squeeze free text (an error message, a command's stderr) into a publishable S value.
+
+    Control characters and runs of whitespace become one space, quotes become a backquote and
+    ``\\`` a ``/`` (condor_startup quotes the value verbatim, and its shell ``eval`` wraps it in
+    single quotes), HTCondor config macros are broken up (``$(`` becomes ``$ (``), text UTF-8
+    cannot encode becomes ``?``, and the result is cut to ``limit`` characters.
+    ``Attribute.string`` accepts whatever this returns.
+    """
+    text = str(text).encode("utf-8", "replace").decode("utf-8")
+    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    text = _MACRO_START.sub("$ ", text.translate(_QUOTES))
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 class Mode(str, Enum):
@@ -185,14 +200,14 @@ class Library:
 class Facts:
     """Everything the phases have learnt so far; each phase returns a new copy."""
 
-    mode: Optional[ModeDecision] = None
-    runtime: Optional[RuntimeProbe] = None
-    rejected_runtimes: Tuple[RuntimeProbe, ...] = ()
-    gpus: Tuple[GpuDevice, ...] = ()
-    libraries: Tuple[Library, ...] = ()
-    images: Tuple[Image, ...] = ()
-    binds: Tuple[Bind, ...] = ()
-    rejected_binds: Tuple[BindVerdict, ...] = ()
+    mode: ModeDecision | None = None
+    runtime: RuntimeProbe | None = None
+    rejected_runtimes: tuple[RuntimeProbe, ...] = ()
+    gpus: tuple[GpuDevice, ...] = ()
+    libraries: tuple[Library, ...] = ()
+    images: tuple[Image, ...] = ()
+    binds: tuple[Bind, ...] = ()
+    rejected_binds: tuple[BindVerdict, ...] = ()
 
     def with_(self, **changes: object) -> Facts:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -217,7 +232,7 @@ class Facts:
 class JobRequest:
     """A job about to start: its argv, its job and machine ads (attribute -> expression text)."""
 
-    argv: Tuple[str, ...]
+    argv: tuple[str, ...]
     job_ad: Mapping[str, str] = field(default_factory=dict)
     machine_ad: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
@@ -227,7 +242,7 @@ class JobRequest:
 class ContainerInvocation:
     """How to start a job: the full argv (runtime first) and extra environment."""
 
-    argv: Tuple[str, ...]
+    argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     image: str = ""
     reason: str = ""

@@ -2,16 +2,19 @@
 
 It calls each implementation on its own (in pluggy's order) in a worker thread bounded by the
 time budget, checks the type of what comes back, records every decision in the trace, and
-applies each hook's policy when a plugin raises, overruns or returns nonsense.
+applies each hook's policy when a plugin raises, overruns or returns nonsense. With a tracer
+(``GLIDEIN_PLUGINS_TRACE=1``) every call is also printed, one line each, with its outcome.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, TextIO
 
 from glidein_plugins.context import CURRENT_CALL, Context, Deadline
 from glidein_plugins.errors import FailureType, GlideinFailure
@@ -47,7 +50,7 @@ class HookPolicy:
     phase: str
 
 
-POLICIES: Dict[str, HookPolicy] = {
+POLICIES: dict[str, HookPolicy] = {
     "glidein_mode_negotiate": HookPolicy(ModeDecision, False, True, "mode"),
     "glidein_runtime_discover": HookPolicy(RuntimeCandidate, True, False, "runtime"),
     "glidein_runtime_probe": HookPolicy(RuntimeProbe, False, False, "runtime"),
@@ -58,7 +61,7 @@ POLICIES: Dict[str, HookPolicy] = {
     "glidein_binds_contribute": HookPolicy(Bind, True, False, "binds"),
     "glidein_bind_validate": HookPolicy(BindVerdict, False, False, "binds"),
     "glidein_attributes_contribute": HookPolicy(Attribute, True, False, "advertise"),
-    "glidein_job_invocation": HookPolicy(ContainerInvocation, False, True, "job"),
+    "glidein_job_launch": HookPolicy(ContainerInvocation, False, True, "job"),
 }
 
 
@@ -75,15 +78,15 @@ class SetupReport:
     """Everything a setup run decided."""
 
     facts: Facts
-    attributes: Tuple[Attribute, ...] = ()
-    failure: Optional[Failure] = None
-    trace: List[TraceEvent] = field(default_factory=list)
+    attributes: tuple[Attribute, ...] = ()
+    failure: Failure | None = None
+    trace: list[TraceEvent] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failure else 0
 
-    def metrics(self) -> Dict[str, str]:
+    def metrics(self) -> dict[str, str]:
         """The metrics of the result XML."""
         mode = self.facts.mode
         if mode is None or mode.outcome in (Mode.DISABLE, Mode.FAIL):
@@ -100,93 +103,105 @@ class SetupReport:
 class Runner:
     """Runs the phases for one glidein, through the hooks of ``plugins``."""
 
-    def __init__(self, plugins: Plugins, context: Context, tracer: Optional[TextIO] = None):
+    def __init__(self, plugins: Plugins, context: Context, tracer: TextIO | None = None):
         self.plugins = plugins
         self.context = context
         self.tracer = tracer
         self.budget = context.deadline
         # the work phases stop early enough to leave time to advertise what was learnt
-        self.context.deadline = Deadline(self.budget.seconds * WORK_SHARE)
+        self.work = self.budget.share(WORK_SHARE)
+        self.context.deadline = self.work
 
     # -- calling implementations ------------------------------------------------------------
 
-    def _impls(self, hook: str) -> List[Any]:
+    def _impls(self, hook: str) -> list[Any]:
         """Implementations in the order pluggy would call them (LIFO, tryfirst/trylast)."""
         return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
-    def _call(self, hook: str, impl: Any, kwargs: Dict[str, Any], deadline: Deadline) -> Any:
-        """One implementation's result, or ``_FAILED`` after recording why it failed."""
+    def _call(self, hook: str, impl: Any, kwargs: dict[str, Any], deadline: Deadline) -> Any:
+        """One implementation's checked result, or ``_FAILED`` after recording why it failed."""
         policy = POLICIES[hook]
-        box: Dict[str, Any] = {}
+        plugin = impl.plugin_name
+        if deadline.expired:
+            self._trace_line(hook, plugin, 0.0, "not called: time budget exhausted")
+            return self._fail(hook, plugin, FailureType.WN_RESOURCE,
+                              "not called: time budget exhausted")
+        box: dict[str, Any] = {}
 
         def target() -> None:
-            CURRENT_CALL.set((policy.phase, impl.plugin_name))
+            CURRENT_CALL.set((policy.phase, plugin))
             try:
-                box["result"] = impl.function(*(kwargs[name] for name in impl.argnames))
+                result = impl.function(*(kwargs[name] for name in impl.argnames))
+                if policy.many and _is_collection(result, policy.item):
+                    result = list(result)  # a generator's body runs here, within the budget
+                box["result"] = result
             except BaseException as exc:  # reported below, with the plugin's name
                 box["error"] = exc
 
         started = time.monotonic()
-        worker = threading.Thread(target=target, name=f"{hook}:{impl.plugin_name}", daemon=True)
+        worker = threading.Thread(target=target, name=f"{hook}:{plugin}", daemon=True)
         worker.start()
         worker.join(deadline.remaining())
         seconds = time.monotonic() - started
         if worker.is_alive():
-            return self._fail(hook, impl.plugin_name, FailureType.WN_RESOURCE,
+            self._trace_line(hook, plugin, seconds, "overran the time budget")
+            return self._fail(hook, plugin, FailureType.WN_RESOURCE,
                               f"still running after {seconds:.1f} s: time budget exhausted")
         error = box.get("error")
-        if isinstance(error, GlideinFailure):
-            raise Stop(Failure(error.failure_type,
-                               f"{self.plugins.describe(impl.plugin_name)}: {error.message}"))
         if error is not None:
-            return self._fail(hook, impl.plugin_name, FailureType.CONFIG,
-                              f"raised {type(error).__name__}: {error}")
+            why = f"raised {type(error).__name__}: {' '.join(str(error).split())}"
+            self._trace_line(hook, plugin, seconds, why)
+            if isinstance(error, GlideinFailure):  # a veto, not a crash
+                raise Stop(Failure(error.failure_type,
+                                   f"{self.plugins.describe(plugin)}: {error.message}"))
+            return self._fail(hook, plugin, FailureType.CONFIG, why)
         result = box.get("result")
-        self._trace_call(hook, impl.plugin_name, result, seconds)
-        return self._checked(hook, impl.plugin_name, result)
+        self._trace_line(hook, plugin, seconds, "-> " + repr(result))
+        return self._checked(hook, plugin, result)
 
     def _checked(self, hook: str, plugin: str, result: Any) -> Any:
+        """``result`` if it has the type the hook promises (a list for ``many`` hooks)."""
         policy = POLICIES[hook]
+        expected = policy.item.__name__
         if result is None:
             return [] if policy.many else None
         if not policy.many:
             if isinstance(result, policy.item):
                 return result
             return self._fail(hook, plugin, FailureType.CONFIG,
-                              f"returned {type(result).__name__}, not {policy.item.__name__}")
-        items = [result] if isinstance(result, policy.item) else result
-        try:
-            items = list(items)
-        except TypeError:
-            items = [result]
-        wrong = [item for item in items if not isinstance(item, policy.item)]
+                              f"returned {type(result).__name__}, not {expected}")
+        if isinstance(result, policy.item):
+            return [result]
+        if not isinstance(result, list):  # a str, a dict, a number: not a collection of items
+            return self._fail(hook, plugin, FailureType.CONFIG,
+                              f"returned {type(result).__name__}, not an iterable of {expected}")
+        wrong = [item for item in result if not isinstance(item, policy.item)]
         if wrong:
             return self._fail(hook, plugin, FailureType.CONFIG,
-                              f"returned {type(wrong[0]).__name__}, not {policy.item.__name__}")
-        return items
+                              f"returned a {type(wrong[0]).__name__} among its results, "
+                              f"not {expected}: {_short(repr(wrong[0]))}")
+        return result
 
     def _fail(self, hook: str, plugin: str, failure_type: FailureType, why: str) -> Any:
+        """Record a failed call; stop the glidein when the hook or the entry says it is fatal."""
         policy = POLICIES[hook]
         message = f"plugin {self.plugins.describe(plugin)} in {hook}: {why}"
-        fatal = policy.fatal or plugin in self.plugins.required
+        required = plugin in self.plugins.required
         self.context.record(TraceEvent(policy.phase, plugin, message, "error"))
-        if fatal:
+        if policy.fatal or required:
             raise Stop(Failure(failure_type, message + (
-                " (the plugin is required by the entry)" if plugin in self.plugins.required
-                else "")))
+                " (the plugin is required by the entry)" if required else "")))
         return _FAILED
 
-    def _trace_call(self, hook: str, plugin: str, result: Any, seconds: float) -> None:
+    def _trace_line(self, hook: str, plugin: str, seconds: float, outcome: str) -> None:
         if self.tracer is not None:
-            text = repr(result)
-            text = text if len(text) < 300 else text[:297] + "..."
-            print(f"[trace] {hook} {plugin} ({seconds * 1000:.1f} ms) -> {text}",
-                  file=self.tracer)
+            print(f"[trace] {hook} {plugin} ({seconds * 1000:.1f} ms) {_short(outcome)}",
+                  file=self.tracer, flush=True)
 
-    def call_all(self, hook: str, deadline: Optional[Deadline] = None,
-                 **kwargs: Any) -> List[Tuple[str, Any]]:
+    def call_all(self, hook: str, deadline: Deadline | None = None,
+                 **kwargs: Any) -> list[tuple[str, Any]]:
         """``(plugin, item)`` for every item every implementation returned, in call order."""
-        found: List[Tuple[str, Any]] = []
+        found: list[tuple[str, Any]] = []
         for impl in self._impls(hook):
             result = self._call(hook, impl, kwargs, deadline or self.context.deadline)
             if result is _FAILED:
@@ -197,8 +212,8 @@ class Runner:
                 found.append((impl.plugin_name, result))
         return found
 
-    def call_first(self, hook: str, deadline: Optional[Deadline] = None,
-                   **kwargs: Any) -> Optional[Tuple[str, Any]]:
+    def call_first(self, hook: str, deadline: Deadline | None = None,
+                   **kwargs: Any) -> tuple[str, Any] | None:
         """The first non-None ``(plugin, result)`` in call order (``firstresult`` hooks)."""
         for impl in self._impls(hook):
             result = self._call(hook, impl, kwargs, deadline or self.context.deadline)
@@ -223,22 +238,27 @@ class Runner:
 
     def find_runtime(self, facts: Facts) -> Facts:
         proposed = self.call_all("glidein_runtime_discover", context=self.context, facts=facts)
-        candidates: Dict[str, RuntimeCandidate] = {}
+        candidates: dict[str, RuntimeCandidate] = {}
         for plugin, candidate in sorted(proposed, key=lambda found: found[1].priority):
-            if candidate.path not in candidates:
-                candidates[candidate.path] = replace(candidate, plugin=plugin)
+            key = os.path.normpath(candidate.path)
+            if key in candidates:
+                self.note("runtime", f"{candidate.path} ({candidate.source}) from {plugin}: "
+                          f"already proposed by {candidates[key].plugin}, probed once",
+                          plugin=plugin)
+            else:
+                candidates[key] = replace(candidate, plugin=plugin)
         if not self._impls("glidein_runtime_discover"):
             self.note("runtime", "no enabled plugin implements glidein_runtime_discover",
                       "warning")
-        rejected: List[RuntimeProbe] = []
+        rejected: list[RuntimeProbe] = []
         for candidate in candidates.values():
             if self.context.deadline.expired:
                 probe = RuntimeProbe(candidate, False, "not probed: setup time budget exhausted")
             else:
                 found = self.call_first("glidein_runtime_probe", context=self.context,
                                         facts=facts, candidate=candidate)
-                probe = found[1] if found else RuntimeProbe(candidate, False,
-                                                            "no plugin could probe it")
+                probe = (replace(found[1], candidate=candidate) if found else
+                         RuntimeProbe(candidate, False, "no plugin could probe it"))
             if probe.ok:
                 self.note("runtime", f"using {candidate.path} ({candidate.source}, "
                           f"{probe.flavour} {probe.version}, {probe.privilege})")
@@ -251,15 +271,23 @@ class Runner:
         return facts
 
     def detect_devices(self, facts: Facts) -> Facts:
-        gpus: Dict[str, GpuDevice] = {}
-        for _, gpu in self.call_all("glidein_gpu_detect", context=self.context, facts=facts):
-            gpus.setdefault(gpu.uuid or f"#{len(gpus)}", gpu)
+        gpus: list[GpuDevice] = []
+        seen: dict[str, str] = {}  # uuid -> the plugin that reported it first
+        for plugin, gpu in self.call_all("glidein_gpu_detect", context=self.context, facts=facts):
+            uuid = gpu.uuid.lower()
+            if uuid and uuid in seen:
+                self.note("gpu", f"{gpu.uuid} already reported by {seen[uuid]}: counted once",
+                          plugin=plugin)
+                continue
+            if uuid:
+                seen[uuid] = plugin
+            gpus.append(replace(gpu, source=gpu.source or plugin))
         if not self._impls("glidein_gpu_detect"):
             self.note("gpu", "no enabled plugin implements glidein_gpu_detect: GPUs not looked "
                       "for")
         else:
             self.note("gpu", f"{len(gpus)} GPU(s) found")
-        facts = facts.with_(gpus=tuple(gpus.values()))
+        facts = facts.with_(gpus=tuple(gpus))
         libraries = [lib for _, lib in
                      self.call_all("glidein_libraries_detect", context=self.context, facts=facts)]
         if not self._impls("glidein_libraries_detect"):
@@ -268,7 +296,7 @@ class Runner:
         return facts.with_(libraries=tuple(libraries))
 
     def collect_images(self, facts: Facts) -> Facts:
-        images: Dict[str, Image] = {}
+        images: dict[str, Image] = {}
         for plugin, image in self.call_all("glidein_images_contribute", context=self.context,
                                            facts=facts):
             if image.platform in images:
@@ -278,24 +306,24 @@ class Runner:
                 images[image.platform] = replace(image, source=image.source or plugin)
         return facts.with_(images=tuple(images.values()))
 
-    def select_image(self, facts: Facts, platforms: Sequence[str]) -> Optional[Image]:
+    def select_image(self, facts: Facts, platforms: Sequence[str]) -> Image | None:
         found = self.call_first("glidein_image_select", context=self.context, facts=facts,
                                 platforms=tuple(platforms))
         return found[1] if found else None
 
     def collect_binds(self, facts: Facts) -> Facts:
-        binds: Dict[str, Bind] = {}
-        for plugin, bind in self.call_all("glidein_binds_contribute", context=self.context,
-                                          facts=facts):
-            bind = replace(bind, origin=bind.origin or plugin)
-            first = binds.get(bind.destination)
+        binds: dict[str, Bind] = {}
+        for plugin, offered in self.call_all("glidein_binds_contribute", context=self.context,
+                                             facts=facts):
+            bind = replace(offered, origin=offered.origin or plugin)
+            first = binds.get(os.path.normpath(bind.destination))
             if first is not None:
                 self.note("binds", f"{bind.source} -> {bind.destination} ({bind.origin}) "
                           f"dropped: {first.source} ({first.origin}) binds there first")
             else:
-                binds[bind.destination] = bind
-        kept: List[Bind] = []
-        rejected: List[BindVerdict] = []
+                binds[os.path.normpath(bind.destination)] = bind
+        kept: list[Bind] = []
+        rejected: list[BindVerdict] = []
         for bind in binds.values():
             refusals = [replace(verdict, plugin=plugin) for plugin, verdict in self.call_all(
                 "glidein_bind_validate", context=self.context, facts=facts, bind=bind)
@@ -309,33 +337,39 @@ class Runner:
                 kept.append(bind)
         return facts.with_(binds=tuple(kept), rejected_binds=tuple(rejected))
 
-    def collect_attributes(self, facts: Facts) -> Tuple[Attribute, ...]:
-        chosen: Dict[str, Attribute] = {}
-        for plugin, attribute in self.call_all("glidein_attributes_contribute", self.budget,
-                                               context=self.context, facts=facts):
-            attribute = replace(attribute, plugin=plugin)
-            key = attribute.name.lower()  # ClassAd names are case-insensitive
-            first = chosen.get(key)
-            if first is None:
-                chosen[key] = attribute
-            elif (first.value, first.type) == (attribute.value, attribute.type):
-                continue
-            elif attribute.override != first.override:
-                winner, loser = (attribute, first) if attribute.override else (first, attribute)
-                chosen[key] = winner
-                self.note("advertise", f"{winner.name}={winner.value} from {winner.plugin} "
-                          f"overrides {loser.value} from {loser.plugin}")
-            else:
-                raise Stop(Failure(FailureType.CONFIG, (
-                    f"attribute {attribute.name} set to {first.value!r} by plugin "
-                    f"{self.plugins.describe(first.plugin)} and to {attribute.value!r} by plugin "
-                    f"{self.plugins.describe(plugin)}; let exactly one of them set override=True "
-                    "or disable one")))
-        return tuple(chosen.values())
+    def collect_attributes(self, facts: Facts) -> tuple[Attribute, ...]:
+        """Every attribute offered, one per name (ClassAd names are case-insensitive)."""
+        offers: dict[str, list[Attribute]] = {}
+        for plugin, offered in self.call_all("glidein_attributes_contribute", self.budget,
+                                             context=self.context, facts=facts):
+            offers.setdefault(offered.name.lower(), []).append(replace(offered, plugin=plugin))
+        return tuple(self._resolve(group) for group in offers.values())
 
-    def invocation(self, facts: Facts, job: JobRequest) -> Optional[ContainerInvocation]:
-        """At job start: how to launch ``job`` (None if no plugin builds an invocation)."""
-        found = self.call_first("glidein_job_invocation", context=self.context, facts=facts,
+    def _resolve(self, offers: list[Attribute]) -> Attribute:
+        """One value for one name: all offers agree, or exactly one value says override."""
+        overriding = [offer for offer in offers if offer.override]
+        winner = (overriding or offers)[0]
+        for other in overriding or offers:
+            if (other.value, other.type) != (winner.value, winner.type):
+                advice = ("both set override=True" if overriding else
+                          "let exactly one of them set override=True")
+                raise Stop(Failure(FailureType.CONFIG, (
+                    f"attribute {winner.name} set to {winner.value!r} by plugin "
+                    f"{self.plugins.describe(winner.plugin)} and to {other.value!r} by plugin "
+                    f"{self.plugins.describe(other.plugin)}; {advice}, or disable one")))
+        for loser in offers:
+            if (loser.value, loser.type) != (winner.value, winner.type):
+                self.note("advertise", f"{winner.name}={winner.value} from {winner.plugin} "
+                          f"(override=True) wins over {loser.value} from {loser.plugin}",
+                          plugin=winner.plugin)
+        return winner
+
+    def invocation(self, facts: Facts, job: JobRequest) -> ContainerInvocation | None:
+        """At job start: how to launch ``job`` (None if no plugin builds an invocation).
+
+        Raises ``Stop`` when a plugin raises or returns nonsense: the job must not start.
+        """
+        found = self.call_first("glidein_job_launch", context=self.context, facts=facts,
                                 job=job)
         return found[1] if found else None
 
@@ -363,6 +397,7 @@ class Runner:
             if facts.runtime is not None:
                 facts = self.collect_images(facts)
                 facts = self.collect_binds(facts)
+            self.context.deadline = self.budget  # advertising may use what is left of it all
             attributes = self.collect_attributes(facts)
             if decision.outcome is Mode.REQUIRED and facts.runtime is None:
                 raise Stop(Failure(FailureType.WN_RESOURCE,
@@ -377,6 +412,17 @@ class Runner:
 _FAILED: Any = object()
 
 
-def tracer_from(environ: Dict[str, str]) -> Optional[TextIO]:
+def _is_collection(result: Any, item: type) -> bool:
+    """True for what a ``many`` hook may return besides one item: a list, tuple, generator..."""
+    return (result is not None and not isinstance(result, (item, str, bytes, Mapping))
+            and isinstance(result, Iterable))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def tracer_from(environ: Mapping[str, str]) -> TextIO | None:
     """stderr when ``GLIDEIN_PLUGINS_TRACE`` is set to a true value, else None."""
     return sys.stderr if environ.get("GLIDEIN_PLUGINS_TRACE", "") not in ("", "0") else None

@@ -4,9 +4,9 @@
 (``True``) or only when an entry enables it (``False``). Modules are imported only when used.
 """
 
-from typing import Dict, Tuple
+from __future__ import annotations
 
-BUILTINS: Dict[str, Tuple[str, bool]] = {
+BUILTINS: dict[str, tuple[str, bool]] = {
     "mode": ("glidein_plugins.builtin.mode", True),
     "singularity": ("glidein_plugins.builtin.singularity", True),
 }

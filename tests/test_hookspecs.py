@@ -1,0 +1,85 @@
+"""Meta-tests: every hook spec is documented, well named, in the README, tested, and has a
+runner policy, so that specs, docs, tests and the runner cannot drift apart."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from glidein_plugins import hookspecs, manager, runner
+
+TESTS = Path(__file__).resolve().parent
+README = TESTS.parent / "README.md"
+SPECS = {name: function for name, function in vars(hookspecs).items()
+         if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT}_spec")}
+# what a hook does, as a verb; a new hook with a new verb is added here on purpose
+VERBS = {"negotiate", "discover", "probe", "detect", "contribute", "select", "validate", "launch"}
+
+
+def is_firstresult(name: str) -> bool:
+    return bool(getattr(SPECS[name], f"{hookspecs.PROJECT}_spec")["firstresult"])
+
+
+def docstring(name: str) -> str:
+    return " ".join((inspect.getdoc(SPECS[name]) or "").split())
+
+
+def test_there_are_specs():
+    assert len(SPECS) >= 10
+    assert manager.known_hooks() == list(SPECS)  # what the misspelling hint suggests
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_documented(name):
+    text = docstring(name)
+    assert text, f"{name} has no docstring"
+    arguments = list(inspect.signature(SPECS[name]).parameters)
+    assert arguments[:2] == ["context", "facts"], f"{name}: (context, facts, ...) expected"
+    for argument in arguments[2:]:
+        assert f":param {argument}:" in text, f"{name}: no ':param {argument}:'"
+    assert ":return:" in text, f"{name}: no ':return:'"
+    # the stock sentences say how many plugins are asked
+    if is_firstresult(name):
+        assert "Stops at first non-None result (``firstresult``)." in text, name
+    else:
+        assert "All plugins are asked" in text, name
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_named_glidein_phase_verb(name):
+    match = re.fullmatch(r"glidein_([a-z]+)_([a-z]+)", name)
+    assert match, f"{name}: expected glidein_<phase>_<verb>"
+    assert match.group(2) in VERBS, f"{name}: {match.group(2)!r} is not one of the hook verbs"
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_in_the_readme_hook_reference(name):
+    if not README.exists():
+        pytest.skip("README.md does not exist yet (being written); its 'Hook reference' "
+                    "section must name every hook")
+    text = README.read_text(encoding="utf-8")
+    heading = re.search(r"^(#+)\s*Hook reference\b.*$", text, re.MULTILINE | re.IGNORECASE)
+    assert heading, "README.md has no 'Hook reference' section"
+    level = len(heading.group(1))
+    after = text[heading.end():]
+    end = re.search(rf"^#{{1,{level}}}\s", after, re.MULTILINE)
+    section = after[: end.start()] if end else after
+    assert name in section, f"README.md's Hook reference does not name {name}"
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_exercised_by_a_test(name):
+    sources = [path for path in TESTS.glob("test_*.py") if path.name != Path(__file__).name]
+    using = [path.name for path in sources if name in path.read_text(encoding="utf-8")]
+    assert using, f"no test under tests/ mentions {name}"
+
+
+def test_every_spec_has_a_runner_policy_in_spec_order():
+    assert list(runner.POLICIES) == list(SPECS)
+    for name, policy in runner.POLICIES.items():
+        # a single-decider hook returns one item; a hook returning many asks every plugin
+        assert not (policy.many and is_firstresult(name)), name
+        assert policy.item.__name__ in str(inspect.signature(SPECS[name]).return_annotation), name
