@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import TextIO
 
-from glidein_plugins import __version__, report_text
-from glidein_plugins.errors import FailureType
+from glidein_plugins import (
+    __version__,
+    factory_config,
+    glidein_config,
+    manager,
+    report_text,
+    result_xml,
+)
+from glidein_plugins.builtin import BUILTINS
+from glidein_plugins.errors import ConfigError, FailureType, InputError
 from glidein_plugins.results import Failure
+from glidein_plugins.session import run_setup
 
 CONFIG_DIR_ENV = "GLIDEIN_PLUGINS_CONFIG_DIR"
 
 
-def _config_files(args: argparse.Namespace) -> List[Path]:
-    """``--config`` files, then every ``*.yaml`` of ``--config-dir`` (sorted)."""
+def _config_files(args: argparse.Namespace) -> list[Path]:
+    """``--config`` files, then every ``*.yaml`` of ``--config-dir`` (sorted).
+
+    A config dir that is not a directory is passed on as a file, so that loading it reports
+    the problem (a missing dir must not silently mean "defaults only").
+    """
     files = [Path(path) for path in args.config or []]
     directory = args.config_dir or os.environ.get(CONFIG_DIR_ENV)
     if directory:
-        files += sorted(Path(directory).glob("*.yaml"))
+        path = Path(directory)
+        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     return files
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """GlideinWMS custom-script mode: ``setup glidein_config ID``."""
-    from glidein_plugins.session import run_setup
-
     outcome = run_setup(Path(args.glidein_config), args.id, _config_files(args))
     report_text.print_setup(outcome, sys.stdout)
     return outcome.report.exit_code
@@ -39,8 +53,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """A dry run on this node in a temporary glidein work dir."""
-    from glidein_plugins.session import run_setup
-
     overrides = _parse_sets(args.set or [])
     work_dir = Path(tempfile.mkdtemp(prefix="glidein-plugins-run-"))
     try:
@@ -60,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
         (work_dir / "tmp").mkdir()
         (work_dir / "glidein_config").write_text(
-            "".join(f"{key} {value}\n" for key, value in values.items()))
+            "".join(f"{glidein_config.format_line(key, value)}\n" for key, value in values.items()),
+            encoding="utf-8", errors="surrogateescape")
         outcome = run_setup(Path("glidein_config"), "entry", _config_files(args), work_dir)
         if args.json:
             json.dump(report_text.as_json(outcome), sys.stdout, indent=2)
@@ -75,20 +88,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _parse_sets(items: Sequence[str]) -> Dict[str, str]:
-    values: Dict[str, str] = {}
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items; anything that would not make a glidein_config line exits 2."""
+    values: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key or "\n" in value:
-            raise SystemExit(f"glidein-plugins: --set expects KEY=VALUE on one line, got {item!r}")
+        try:
+            if not sep:
+                raise ValueError("no '='")
+            glidein_config.format_line(key, value)
+        except ValueError as exc:
+            print(f"glidein-plugins: error: --set expects KEY=VALUE (a glidein_config key and a "
+                  f"one-line value), got {item!r}: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         values[key] = value
     return values
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List the plugins an entry would run, their distribution and hooks."""
-    from glidein_plugins import factory_config, manager
-
     entry = factory_config.load(_config_files(args)).entry(args.entry)
     plugins = manager.build(entry, os.environ)
     report_text.print_plugins(plugins, manager.entry_points(), sys.stdout)
@@ -96,26 +114,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate factory config files: syntax, keys, types, plugin names."""
-    from glidein_plugins import factory_config, manager
-    from glidein_plugins.builtin import BUILTINS
-    from glidein_plugins.errors import ConfigError
-
+    """Validate factory config files: syntax, keys, types, duplicates, plugin names."""
     config, errors = factory_config.load_checked([Path(path) for path in args.files])
-    sections = [config.defaults, *(section for section, _ in config.entries.values())]
-    directories = tuple(item.value for section in sections
-                        for item in section.lists["directories"])
-    known = set(BUILTINS) | set(manager.entry_points()) | set(manager.drop_ins(directories))
-    for name, where in config.plugin_references():
-        if name not in known:
-            errors.append(ConfigError(where, f"unknown plugin {name!r} (known: "
-                                             f"{', '.join(sorted(known))})"))
+    known = (set(BUILTINS) | set(manager.entry_points())
+             | set(manager.drop_ins(config.directories())))
+    errors += [ConfigError(where, f"unknown plugin {name!r} (known: {', '.join(sorted(known))})")
+               for name, where in config.plugin_references() if name not in known]
     for error in errors:
         print(error, file=sys.stderr)
     if errors:
+        print(f"{len(errors)} problem(s) found", file=sys.stderr)
         return 1
-    print(f"OK: {len(args.files)} file(s), {len(config.entries)} entr"
-          f"{'y' if len(config.entries) == 1 else 'ies'}")
+    entries = len(config.entries)
+    print(f"OK: {len(args.files)} file(s), {entries} entr{'y' if entries == 1 else 'ies'}")
     return 0
 
 
@@ -157,25 +168,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # glidein_config may hold bytes that are not UTF-8: a log line must never crash on them
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # last resort: a clear one-line error, and the XML in setup mode
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        print(f"glidein-plugins: {message}", file=sys.stderr)
+        failure = (Failure(FailureType.CONFIG, str(exc)) if isinstance(exc, InputError) else
+                   Failure(FailureType.CORRUPTION, f"internal error: {type(exc).__name__}: {exc}"))
+        print(f"glidein-plugins: error: {failure.message}", file=sys.stderr)
         if args.command == "setup":
-            _emergency_xml(args.id, message, sys.stderr)
+            _emergency_xml(args.id, failure, sys.stderr)
         return 1
 
 
-def _emergency_xml(script_id: str, message: str, log: TextIO) -> None:
-    from glidein_plugins import result_xml
-
+def _emergency_xml(script_id: str, failure: Failure, log: TextIO) -> None:
     try:
-        result_xml.write(Path.cwd(), script_id, Failure(FailureType.CORRUPTION, message), {})
+        result_xml.write(Path.cwd(), script_id, failure, {})
     except Exception as exc:
         print(f"glidein-plugins: cannot write {result_xml.FILE_NAME}: {exc}", file=log)
 

@@ -14,10 +14,12 @@ names the file, line and key path.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import yaml
 
@@ -31,7 +33,8 @@ _ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 
 @dataclass(frozen=True)
 class Setting:
-    """A configured value and where it was written (``file:line``)."""
+    """A configured value and where it was written: ``file:line``, followed by the key path
+    (``file:line: entries.X.plugins.enable``) for plugin names, which are only ever reported."""
 
     value: Any
     where: str
@@ -43,24 +46,24 @@ class EntryConfig:
 
     name: str
     budget_seconds: float = 120.0
-    enable: Tuple[str, ...] = ()
-    disable: Tuple[str, ...] = ()
-    required: Tuple[str, ...] = ()
-    directories: Tuple[str, ...] = ()
+    enable: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    directories: tuple[str, ...] = ()
     attributes: Mapping[str, Setting] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, Setting]] = field(default_factory=dict)
 
-    def plugin_settings(self, plugin: str) -> Dict[str, Any]:
+    def plugin_settings(self, plugin: str) -> dict[str, Any]:
         return {key: item.value for key, item in self.settings.get(plugin, {}).items()}
 
 
 @dataclass
 class _Section:
-    budget: Optional[Setting] = None
-    lists: Dict[str, List[Setting]] = field(default_factory=lambda: {k: [] for k in _PLUGIN_LISTS})
-    attributes: Dict[str, Setting] = field(default_factory=dict)
-    settings: Dict[str, Dict[str, Setting]] = field(default_factory=dict)
-    settings_where: Dict[str, str] = field(default_factory=dict)
+    budget: Setting | None = None
+    lists: dict[str, list[Setting]] = field(default_factory=lambda: {k: [] for k in _PLUGIN_LISTS})
+    attributes: dict[str, Setting] = field(default_factory=dict)
+    settings: dict[str, dict[str, Setting]] = field(default_factory=dict)
+    settings_where: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: _Section) -> None:
         self.budget = other.budget or self.budget
@@ -72,7 +75,7 @@ class _Section:
             self.settings.setdefault(plugin, {}).update(values)
         self.settings_where.update(other.settings_where)
 
-    def plugin_references(self) -> Iterable[Tuple[str, str]]:
+    def plugin_references(self) -> Iterable[tuple[str, str]]:
         """``(plugin name, file:line)`` for every plugin this section names."""
         for key in ("enable", "disable", "required"):
             yield from ((item.value, item.where) for item in self.lists[key])
@@ -84,8 +87,8 @@ class FactoryConfig:
     """Every loaded file merged: the defaults and the entries (with the file each came from)."""
 
     defaults: _Section = field(default_factory=_Section)
-    entries: Dict[str, Tuple[_Section, str]] = field(default_factory=dict)
-    files: List[str] = field(default_factory=list)
+    entries: dict[str, tuple[_Section, str]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
 
     def entry(self, name: str) -> EntryConfig:
         """The configuration of entry ``name`` (the defaults alone when it has no section)."""
@@ -101,85 +104,131 @@ class FactoryConfig:
             settings={plugin: dict(values) for plugin, values in merged.settings.items()},
         )
 
-    def plugin_references(self) -> List[Tuple[str, str]]:
-        """``(plugin name, file:line)`` for every plugin named anywhere (to check they exist)."""
-        sections = [self.defaults, *(section for section, _ in self.entries.values())]
-        return [ref for section in sections for ref in section.plugin_references()]
+    def sections(self) -> list[_Section]:
+        """The defaults, then every entry's own section (not merged)."""
+        return [self.defaults, *(section for section, _ in self.entries.values())]
+
+    def plugin_references(self) -> list[tuple[str, str]]:
+        """``(plugin name, where)`` for every plugin named anywhere (to check they exist)."""
+        return [ref for section in self.sections() for ref in section.plugin_references()]
+
+    def directories(self) -> tuple[str, ...]:
+        """Every plugin directory named anywhere, once each."""
+        return tuple(dict.fromkeys(item.value for section in self.sections()
+                                   for item in section.lists["directories"]))
 
 
 def load(paths: Sequence[Path] = ()) -> FactoryConfig:
     """Load the embedded defaults then ``paths``; raise ConfigError listing every problem."""
     config, errors = load_checked(paths)
     if errors:
-        raise ConfigError(errors[0].where, "; ".join(str(err) for err in errors))
+        # each error already starts with its own file:line
+        raise ConfigError("", "; ".join(str(err) for err in errors))
     return config
 
 
-def load_checked(paths: Sequence[Path] = ()) -> Tuple[FactoryConfig, List[ConfigError]]:
+def load_checked(paths: Sequence[Path] = ()) -> tuple[FactoryConfig, list[ConfigError]]:
     """Like ``load`` but return the problems instead of raising (for ``check-config``)."""
     config = FactoryConfig()
-    errors: List[ConfigError] = []
+    errors: list[ConfigError] = []
     for path in (EMBEDDED, *paths):
         _Parser(path, errors).merge_into(config)
     return config, errors
 
 
-class _Parser:
-    """Walks one YAML file's node tree, keeping line numbers for every error."""
+_Item = tuple[yaml.Node, yaml.Node]  # (key node, value node) of a mapping
+_INVALID: Any = object()  # a value already reported as wrong
 
-    def __init__(self, path: Path, errors: List[ConfigError]) -> None:
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+
+
+class _Parser:
+    """Walks one YAML file's node tree, keeping line numbers for every error.
+
+    Values travel with their key node (``_Item``), so that an error about a value names the
+    line of its key, even when the value is a block that starts on the next line.
+    """
+
+    def __init__(self, path: Path, errors: list[ConfigError]) -> None:
         self.path = path
         self.errors = errors
-        self.loader: Optional[yaml.SafeLoader] = None
+        self.loader: yaml.SafeLoader | None = None
 
-    def error(self, node: Optional[yaml.Node], keypath: str, message: str) -> None:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        where = f"{self.path}{line}" + (f": {keypath}" if keypath else "")
+    def where(self, node: yaml.Node) -> str:
+        return f"{self.path}:{node.start_mark.line + 1}"
+
+    def error(self, node: yaml.Node, keypath: str, message: str) -> None:
+        where = self.where(node) + (f": {keypath}" if keypath else "")
         self.errors.append(ConfigError(where, message))
 
     def merge_into(self, config: FactoryConfig) -> None:
+        root = self.compose()
+        if root is _INVALID:
+            return
+        config.files.append(str(self.path))
+        if root is None:
+            return
+        top = self.mapping((root, root), "", ("version", "defaults", "entries"))
+        if "version" in top and self.scalar(top["version"], "version") not in (1, _INVALID):
+            self.error(top["version"][0], "version", "only version 1 is understood")
+        if "defaults" in top:
+            config.defaults.merge(self.section(top["defaults"], "defaults"))
+        for name, item in self.mapping(top.get("entries"), "entries").items():
+            if name in config.entries:
+                self.error(item[0], f"entries.{name}",
+                           f"entry already defined at {config.entries[name][1]}")
+            else:
+                config.entries[name] = (self.section(item, f"entries.{name}"),
+                                        self.where(item[0]))
+
+    def compose(self) -> Any:
+        """The file's root node, None when empty, ``_INVALID`` after reporting why not."""
         try:
             text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.errors.append(ConfigError(str(self.path), f"cannot read: {exc}"))
-            return
+        except OSError as exc:
+            self.errors.append(ConfigError(str(self.path), f"cannot read: {exc.strerror or exc}"))
+            return _INVALID
+        except UnicodeDecodeError as exc:
+            self.errors.append(ConfigError(str(self.path), f"not UTF-8 text: {exc.reason} at "
+                                                           f"byte {exc.start}"))
+            return _INVALID
+        self.loader = yaml.SafeLoader(text)
         try:
-            self.loader = yaml.SafeLoader(text)
-            root = self.loader.get_single_node()
+            return self.loader.get_single_node()
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
             problem = getattr(exc, "problem", None) or str(exc)
+            context = getattr(exc, "context", None)
+            context_mark = getattr(exc, "context_mark", None)
+            if context and context_mark:
+                problem += f" ({context} at line {context_mark.line + 1})"
             self.errors.append(ConfigError(where, f"YAML syntax error: {problem}"))
-            return
+            return _INVALID
         finally:
-            if self.loader is not None:
-                self.loader.dispose()
-        config.files.append(str(self.path))
-        if root is None:
-            return
-        top = self.mapping(root, "", ("version", "defaults", "entries"))
-        if "version" in top and self.scalar(top["version"], "version") != 1:
-            self.error(top["version"], "version", "only version 1 is understood")
-        if "defaults" in top:
-            config.defaults.merge(self.section(top["defaults"], "defaults"))
-        for name, node in self.mapping(top.get("entries"), "entries").items():
-            where = f"{self.path}:{node.start_mark.line + 1}"
-            if name in config.entries:
-                self.error(node, f"entries.{name}",
-                           f"entry already defined at {config.entries[name][1]}")
-                continue
-            config.entries[name] = (self.section(node, f"entries.{name}"), where)
+            self.loader.dispose()
 
-    def mapping(self, node: Optional[yaml.Node], keypath: str,
-                allowed: Optional[Sequence[str]] = None) -> Dict[str, yaml.Node]:
-        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+    def construct(self, item: _Item, keypath: str) -> Any:
+        """The Python value of ``item``'s node (``_INVALID`` after reporting an unknown tag)."""
+        assert self.loader is not None
+        try:
+            return self.loader.construct_object(item[1], deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.error(item[0], keypath, f"invalid value: {problem}")
+            return _INVALID
+
+    def mapping(self, item: _Item | None, keypath: str,
+                allowed: Sequence[str] | None = None) -> dict[str, _Item]:
+        if item is None or _is_null(item[1]):
             return {}
-        if not isinstance(node, yaml.MappingNode):
-            self.error(node, keypath, "expected a mapping")
+        if not isinstance(item[1], yaml.MappingNode):
+            self.error(item[0], keypath, "expected a mapping")
             return {}
-        result: Dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
+        result: dict[str, _Item] = {}
+        for key_node, value_node in item[1].value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             sub = f"{keypath}.{key}" if keypath else str(key)
             if not isinstance(key, str) or not key:
@@ -189,66 +238,79 @@ class _Parser:
             elif allowed is not None and key not in allowed:
                 self.error(key_node, sub, f"unknown key (expected one of: {', '.join(allowed)})")
             else:
-                result[key] = value_node
+                result[key] = (key_node, value_node)
         return result
 
-    def scalar(self, node: yaml.Node, keypath: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            self.error(node, keypath, "expected a single value")
-            return None
-        assert self.loader is not None
-        return self.loader.construct_object(node)
+    def scalar(self, item: _Item, keypath: str) -> Any:
+        if not isinstance(item[1], yaml.ScalarNode):
+            self.error(item[0], keypath, "expected a single value")
+            return _INVALID
+        return self.construct(item, keypath)
 
-    def names(self, node: yaml.Node, keypath: str) -> List[Setting]:
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+    def names(self, item: _Item, keypath: str) -> list[Setting]:
+        if _is_null(item[1]):
             return []
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, keypath, "expected a list of names")
+        if not isinstance(item[1], yaml.SequenceNode):
+            self.error(item[0], keypath, "expected a list of names")
             return []
         names = []
-        for item in node.value:
-            value = self.scalar(item, keypath)
+        for node in item[1].value:
+            value = self.scalar((node, node), keypath)
+            if value is _INVALID:
+                continue
             if not isinstance(value, str) or not value.strip():
-                self.error(item, keypath, f"expected a name, got {value!r}")
+                self.error(node, keypath, f"expected a name, got {value!r}")
             else:
-                names.append(Setting(value.strip(), self.where(item)))
+                names.append(Setting(value.strip(), f"{self.where(node)}: {keypath}"))
         return names
 
-    def section(self, node: yaml.Node, keypath: str) -> _Section:
+    def section(self, item: _Item, keypath: str) -> _Section:
         section = _Section()
-        items = self.mapping(node, keypath, _SECTION_KEYS)
+        items = self.mapping(item, keypath, _SECTION_KEYS)
         if "budget_seconds" in items:
-            value = self.scalar(items["budget_seconds"], f"{keypath}.budget_seconds")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                self.error(items["budget_seconds"], f"{keypath}.budget_seconds",
+            sub = f"{keypath}.budget_seconds"
+            value = self.scalar(items["budget_seconds"], sub)
+            if value is _INVALID:
+                pass
+            elif (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value <= 0):
+                self.error(items["budget_seconds"][0], sub,
                            f"expected a positive number of seconds, got {value!r}")
             else:
-                section.budget = Setting(value, self.where(items["budget_seconds"]))
+                section.budget = Setting(value, self.where(items["budget_seconds"][0]))
         plugins = self.mapping(items.get("plugins"), f"{keypath}.plugins", _PLUGIN_LISTS)
-        for key, value_node in plugins.items():
-            section.lists[key] = self.names(value_node, f"{keypath}.plugins.{key}")
-        for key, value_node in self.mapping(items.get("attributes"), f"{keypath}.attributes").items():
-            sub = f"{keypath}.attributes.{key}"
-            value = self.scalar(value_node, sub)
-            if not _ATTR_KEY.match(key):
-                self.error(value_node, sub, "not a valid glidein_config key")
-            elif isinstance(value, (str, int, float, bool)) or value is None:
-                text = "" if value is None else str(value)
-                if "\n" in text or "\r" in text:
-                    self.error(value_node, sub, "a value cannot span lines")
-                else:
-                    section.attributes[key] = Setting(text, self.where(value_node))
-            else:
-                self.error(value_node, sub, f"expected a text or number, got {value!r}")
-        for plugin, value_node in self.mapping(items.get("settings"), f"{keypath}.settings").items():
-            values = {}
-            for key, leaf in self.mapping(value_node, f"{keypath}.settings.{plugin}").items():
-                assert self.loader is not None
-                values[key] = Setting(self.loader.construct_object(leaf, deep=True),
-                                      self.where(leaf))
-            section.settings[plugin] = values
-            section.settings_where[plugin] = self.where(value_node)
+        for key, value in plugins.items():
+            section.lists[key] = self.names(value, f"{keypath}.plugins.{key}")
+        attributes = self.mapping(items.get("attributes"), f"{keypath}.attributes")
+        for key, value in attributes.items():
+            text = self.attribute(key, value, f"{keypath}.attributes.{key}")
+            if text is not None:
+                section.attributes[key] = Setting(text, self.where(value[0]))
+        for plugin, value in self.mapping(items.get("settings"), f"{keypath}.settings").items():
+            sub = f"{keypath}.settings.{plugin}"
+            settings = {key: (leaf, self.construct(leaf, f"{sub}.{key}"))
+                        for key, leaf in self.mapping(value, sub).items()}
+            section.settings[plugin] = {key: Setting(setting, self.where(leaf[0]))
+                                        for key, (leaf, setting) in settings.items()
+                                        if setting is not _INVALID}
+            section.settings_where[plugin] = f"{self.where(value[0])}: {sub}"
         return section
 
-    def where(self, node: yaml.Node) -> str:
-        return f"{self.path}:{node.start_mark.line + 1}"
+    def attribute(self, key: str, item: _Item, keypath: str) -> str | None:
+        """The glidein_config text of an ``attributes`` value, or None after reporting why not.
+
+        The text is taken as written (``yes`` stays ``yes``, ``010`` stays ``010``): a
+        glidein_config value is text, not a YAML-typed value; ``null`` or nothing is ''.
+        """
+        node = item[1]
+        if not _ATTR_KEY.match(key):
+            self.error(item[0], keypath, "not a valid glidein_config key")
+        elif not isinstance(node, yaml.ScalarNode):
+            self.error(item[0], keypath, "expected a single text or number")
+        elif _is_null(node):
+            return ""
+        elif "\n" in node.value or "\r" in node.value or "\0" in node.value:
+            self.error(item[0], keypath, "a value cannot span lines")
+        else:
+            return str(node.value)
+        return None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Sequence, TextIO, Tuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from glidein_plugins.manager import Plugins
@@ -39,9 +40,15 @@ def print_run(outcome: SetupOutcome, host: str, out: TextIO) -> None:
     """The dry run's report: result, attributes with their plugin, decision trace."""
     report = outcome.report
     print(f"glidein-plugins dry run on {host}, entry {outcome.entry!r}", file=out)
-    print(f"Result: {_result_line(outcome)}", file=out)
+    print(f"Result:  {_result_line(outcome)}", file=out)
     if report.facts.mode is not None:
-        print(f"Mode:   {report.facts.mode.outcome.value} ({report.facts.mode.reason})", file=out)
+        print(f"Mode:    {report.facts.mode.outcome.value} ({report.facts.mode.reason})", file=out)
+    runtime = report.facts.runtime
+    if runtime is None:
+        print(f"Runtime: none ({report.facts.runtime_reason})", file=out)
+    else:
+        print(f"Runtime: {runtime.candidate.path} ({runtime.flavour} {runtime.version}, "
+              f"{runtime.privilege})", file=out)
     print("", file=out)
     if report.attributes:
         print("Attributes", file=out)
@@ -56,7 +63,7 @@ def print_run(outcome: SetupOutcome, host: str, out: TextIO) -> None:
         (e.phase, e.plugin, e.level, e.message) for e in report.trace], out)
 
 
-def as_json(outcome: SetupOutcome) -> Dict[str, Any]:
+def as_json(outcome: SetupOutcome) -> dict[str, Any]:
     """The dry run as a JSON-ready dict."""
     report = outcome.report
     facts = report.facts
@@ -71,9 +78,11 @@ def as_json(outcome: SetupOutcome) -> Dict[str, Any]:
         "runtime": None if facts.runtime is None else {
             "path": facts.runtime.candidate.path, "version": facts.runtime.version,
             "flavour": facts.runtime.flavour, "privilege": facts.runtime.privilege},
+        "runtime_reason": facts.runtime_reason,
         "rejected_runtimes": [
             {"path": p.candidate.path, "source": p.candidate.source, "reason": p.reason}
             for p in facts.rejected_runtimes],
+        "gpus": [{"vendor": g.vendor, "name": g.name, "uuid": g.uuid} for g in facts.gpus],
         "attributes": [
             {"name": a.name, "type": a.type.value, "value": a.value, "plugin": a.plugin}
             for a in report.attributes],
@@ -84,10 +93,10 @@ def as_json(outcome: SetupOutcome) -> Dict[str, Any]:
     }
 
 
-def print_plugins(plugins: Plugins, available: Mapping[str, Tuple[Any, str, str]],
+def print_plugins(plugins: Plugins, available: Mapping[str, tuple[Any, str, str]],
                   out: TextIO) -> None:
     """Registered plugins with their hooks, then problems and installed-but-unused ones."""
-    rows: List[Tuple[str, ...]] = [("NAME", "SOURCE", "DISTRIBUTION", "HOOKS")]
+    rows: list[tuple[str, ...]] = [("NAME", "SOURCE", "DISTRIBUTION", "HOOKS")]
     for name, info in plugins.info.items():
         plugin = plugins.manager.get_plugin(name)
         hooks = sorted(caller.name for caller in plugins.manager.get_hookcallers(plugin) or [])

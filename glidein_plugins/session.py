@@ -4,11 +4,11 @@ phases, publish the attributes, and leave the result XML in the starting directo
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
-from glidein_plugins import condor_vars, factory_config, glidein_config, manager, result_xml
+from glidein_plugins import atomic, condor_vars, factory_config, glidein_config, manager, result_xml
 from glidein_plugins.context import Context, Deadline
 from glidein_plugins.errors import ConfigError, FailureType
 from glidein_plugins.results import Attribute, Facts, Failure, TraceEvent
@@ -24,15 +24,15 @@ class SetupOutcome:
 
     report: SetupReport
     entry: str
-    xml_path: Optional[Path]
+    xml_path: Path | None
 
 
 def run_setup(
     config_path: Path,
     script_id: str = "entry",
     config_files: Sequence[Path] = (),
-    start_dir: Optional[Path] = None,
-    environ: Optional[Mapping[str, str]] = None,
+    start_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> SetupOutcome:
     """Run setup for the glidein_config at ``config_path`` (relative to ``start_dir``)."""
     start_dir = start_dir or Path.cwd()
@@ -59,6 +59,7 @@ def run_setup(
             except (ConfigError, ValueError) as exc:
                 report.failure = Failure(FailureType.CONFIG, f"cannot publish attributes: {exc}")
                 report.trace.append(TraceEvent("advertise", "-", str(exc), "error"))
+                report.attributes = ()  # nothing was advertised
     xml_path = _write_xml(start_dir, script_id, report)
     return SetupOutcome(report, entry, xml_path)
 
@@ -67,21 +68,33 @@ def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute
             work_dir: Path) -> None:
     """Add every attribute to glidein_config and condor_vars.lst, each file written once.
 
-    Every line is validated before either file is touched.
+    Every line is validated, and the condor_vars file found, before either file is touched;
+    should glidein_config then fail to update, condor_vars.lst is put back as it was.
     """
     if not attributes:
         return
-    target = values.get(CONDOR_VARS_KEY)
-    if not target:
-        raise ConfigError(values.where(CONDOR_VARS_KEY) or values.path.name,
-                          f"{CONDOR_VARS_KEY} is not set: cannot publish attributes")
+    where = values.where(CONDOR_VARS_KEY) or values.path.name
+    target = values.get(CONDOR_VARS_KEY) or ""
+    if not target.strip():
+        raise ConfigError(where, f"{CONDOR_VARS_KEY} is not set")
     vars_path = Path(target) if os.path.isabs(target) else work_dir / target
     lines = [condor_vars.VarLine(attr.name, attr.type.value) for attr in attributes]
-    glidein_config.update(values.path, {attr.name: attr.value for attr in attributes})
+    changes = {attr.name: attr.value for attr in attributes}
+    for name, value in changes.items():
+        glidein_config.format_line(name, value)  # ValueError before anything is written
+    try:
+        old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise ConfigError(where, f"{CONDOR_VARS_KEY} {target}: {exc.strerror or exc}") from None
     condor_vars.update(vars_path, lines)
+    try:
+        glidein_config.update(values.path, changes)
+    except BaseException:
+        atomic.write_text(vars_path, old_vars)
+        raise
 
 
-def _write_xml(start_dir: Path, script_id: str, report: SetupReport) -> Optional[Path]:
+def _write_xml(start_dir: Path, script_id: str, report: SetupReport) -> Path | None:
     try:
         return result_xml.write(start_dir, script_id, report.failure, report.metrics())
     except ConfigError as exc:

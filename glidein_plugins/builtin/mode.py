@@ -7,8 +7,6 @@ surrounding spaces ignored. Anything else is a FAIL naming the bad value and whe
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 from glidein_plugins import hookimpl
 from glidein_plugins.context import Context
 from glidein_plugins.results import Mode, ModeDecision
@@ -27,14 +25,14 @@ _ROWS = {
     "PREFERRED": (_N, _P, _P, _R, _R),
     "REQUIRED": (_F, _R, _R, _R, _R),
 }
-TABLE: Dict[Tuple[str, str], Mode] = {
+TABLE: dict[tuple[str, str], Mode] = {
     (frontend, factory): outcome
     for frontend, row in _ROWS.items()
     for factory, outcome in zip(FACTORY_VALUES, row)
 }
 
 
-def negotiate(frontend: str, factory: str) -> Tuple[Mode, str]:
+def negotiate(frontend: str, factory: str) -> tuple[Mode, str]:
     """The outcome of the table for two (normalised) values, with the reason."""
     outcome = TABLE[(frontend, factory)]
     verb = "is incompatible with" if outcome is Mode.FAIL else "with"
@@ -42,7 +40,7 @@ def negotiate(frontend: str, factory: str) -> Tuple[Mode, str]:
                      f"{FACTORY_KEY}={factory}: {outcome.value}")
 
 
-def _read(context: Context, key: str, default: str, allowed: Tuple[str, ...]) -> Tuple[str, str]:
+def _read(context: Context, key: str, default: str, allowed: tuple[str, ...]) -> tuple[str, str]:
     """``(normalised value, error)`` for one side of the negotiation."""
     raw = context.get(key, "") or ""
     value = raw.strip().upper() or default

@@ -4,14 +4,12 @@ names GlideinWMS Frontends already match on (``HAS_SINGULARITY``, ``GWMS_SINGULA
 
 from __future__ import annotations
 
-from typing import List
-
 from glidein_plugins import hookimpl
 from glidein_plugins.results import Attribute, Facts, Mode, flag
 
 
 @hookimpl
-def glidein_attributes_contribute(facts: Facts) -> List[Attribute]:
+def glidein_attributes_contribute(facts: Facts) -> list[Attribute]:
     mode = facts.mode
     if mode is None or mode.outcome in (Mode.DISABLE, Mode.FAIL):
         return []  # DISABLE: GlideinWMS Singularity support is off, publish nothing

@@ -1,0 +1,189 @@
+"""Factory config YAML: merging defaults, entries and files, what an entry ends up with and where
+each value came from; ``glidein-plugins check-config`` on good and broken files.
+
+The broken files under ``data/factory/invalid`` mark every line that must be reported with an
+``# ERROR <key path>: <message start>`` comment; syntax errors are checked against PyYAML's own
+report of the same file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+
+from glidein_plugins import factory_config
+from glidein_plugins.errors import ConfigError
+
+DATA = Path(__file__).parent / "data" / "factory"
+SITE, OVERRIDE = DATA / "site.yaml", DATA / "override.yaml"
+DUPLICATE = DATA / "duplicate_entry.yaml"
+EMBEDDED_REQUIRE = "GLIDEIN_SINGULARITY_REQUIRE"
+
+
+def line_of(path: Path, pattern: str, start: int = 1) -> int:
+    """The number of the first line at or after ``start`` matching ``pattern`` (a regex)."""
+    lines = path.read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1)
+                if number >= start and re.search(pattern, line))
+
+
+def where(path: Path, pattern: str, start: int = 1) -> str:
+    return f"{path}:{line_of(path, pattern, start)}"
+
+
+# -- merging ----------------------------------------------------------------------------------
+
+
+def test_embedded_defaults_alone() -> None:
+    entry = factory_config.load().entry("ANY")
+    assert (entry.name, entry.budget_seconds) == ("ANY", 120.0)
+    assert (entry.enable, entry.disable, entry.required, entry.directories) == ((),) * 4
+    assert entry.attributes[EMBEDDED_REQUIRE] == factory_config.Setting(
+        "OPTIONAL", where(factory_config.EMBEDDED, EMBEDDED_REQUIRE))
+    assert entry.settings == {}
+
+
+def test_entry_section_merges_over_the_defaults() -> None:
+    config = factory_config.load([SITE])
+    one = config.entry("CE_ONE")
+    assert one.budget_seconds == 30.0  # the entry's scalar wins
+    assert one.required == ("mode",)  # lists come from the defaults too
+    assert {key: s.value for key, s in one.attributes.items()} == {
+        EMBEDDED_REQUIRE: "REQUIRED", "SITE_FLAG": "yes"}  # text as written, not YAML's True
+    assert one.attributes[EMBEDDED_REQUIRE].where == where(SITE, "REQUIRED")
+    assert one.attributes["SITE_FLAG"].where == where(SITE, "SITE_FLAG")
+    # settings merge key by key within a plugin's mapping
+    assert one.plugin_settings("singularity") == {"images": {"rhel9": "/cvmfs/img/el9"},
+                                                  "test_timeout": 20}
+    assert one.settings["singularity"]["test_timeout"].where == where(
+        SITE, "test_timeout", line_of(SITE, "^  CE_ONE:"))
+    two = config.entry("CE_TWO")
+    assert (two.budget_seconds, two.disable) == (90.0, ("singularity",))
+    assert two.attributes[EMBEDDED_REQUIRE].where == where(SITE, "PREFERRED")
+
+
+def test_an_entry_without_a_section_gets_the_defaults() -> None:
+    entry = factory_config.load([SITE]).entry("UNLISTED")
+    assert (entry.budget_seconds, entry.required, entry.disable) == (90.0, ("mode",), ())
+    assert entry.attributes[EMBEDDED_REQUIRE].value == "PREFERRED"
+    assert entry.plugin_settings("singularity")["test_timeout"] == 10
+    assert entry.plugin_settings("nothing") == {}
+
+
+def test_files_merge_in_order_lists_accumulate_mappings_override() -> None:
+    config = factory_config.load([SITE, OVERRIDE])
+    assert config.files == [str(factory_config.EMBEDDED), str(SITE), str(OVERRIDE)]
+    assert sorted(config.entries) == ["CE_ONE", "CE_THREE", "CE_TWO"]
+    assert config.entries["CE_THREE"][1] == where(OVERRIDE, "^  CE_THREE:")
+    one = config.entry("CE_ONE")
+    assert one.required == ("mode", "singularity")  # accumulated, each once, in order
+    assert one.enable == ("mode",)
+    assert one.attributes["SITE_FLAG"] == factory_config.Setting("no", where(OVERRIDE, "SITE_FLAG"))
+    assert one.attributes[EMBEDDED_REQUIRE].value == "REQUIRED"
+    assert one.plugin_settings("singularity") == {
+        "images": {"rhel9": "/cvmfs/img/el9"}, "test_timeout": 20, "retries": 2}
+    three = config.entry("CE_THREE")
+    assert three.budget_seconds == 7.5
+    assert {key: s.value for key, s in three.attributes.items()} == {
+        EMBEDDED_REQUIRE: "PREFERRED", "SITE_FLAG": "no", "OTHER": "010", "EMPTY": ""}
+
+
+def test_plugin_references_and_directories_say_where() -> None:
+    """Each plugin named in a section, at its first mention (a list name) or last (settings)."""
+    config = factory_config.load([SITE, OVERRIDE])
+    assert sorted(config.plugin_references()) == sorted([
+        ("mode", f"{where(SITE, 'required:')}: defaults.plugins.required"),
+        ("singularity", f"{where(OVERRIDE, 'required:')}: defaults.plugins.required"),
+        ("mode", f"{where(OVERRIDE, 'enable:')}: defaults.plugins.enable"),
+        ("singularity", f"{where(OVERRIDE, 'singularity:')}: defaults.settings.singularity"),
+        ("singularity", f"{where(SITE, 'singularity:', line_of(SITE, '^  CE_ONE:'))}: "
+                        "entries.CE_ONE.settings.singularity"),
+        ("singularity", f"{where(SITE, 'disable:')}: entries.CE_TWO.plugins.disable"),
+    ])
+    assert config.directories() == ()
+
+
+def test_load_raises_one_error_listing_every_problem_once() -> None:
+    values = DATA / "invalid" / "values.yaml"
+    with pytest.raises(ConfigError) as caught:
+        factory_config.load([values])
+    message = str(caught.value)
+    assert message.startswith(f"{values}:{line_of(values, 'abc')}: defaults.budget_seconds: ")
+    assert message.count(f"{values}:") == len(expected_errors(values))
+
+
+# -- check-config -----------------------------------------------------------------------------
+
+
+def expected_errors(path: Path) -> list[str]:
+    """``file:line: message start`` for every ``# ERROR`` comment in ``path``."""
+    return [f"{path}:{number}: {line.split('# ERROR ', 1)[1].strip()}"
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if "# ERROR " in line]
+
+
+def check_config(*paths: Path, cwd: Path):
+    proc = run_cli(["check-config", *map(str, paths)], cwd)
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_check_config_accepts_good_files(tmp_path: Path) -> None:
+    proc = check_config(SITE, OVERRIDE, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.strip() == "OK: 2 file(s), 3 entries"
+
+
+@pytest.mark.parametrize("path", sorted((DATA / "invalid").glob("*.yaml")), ids=lambda p: p.stem)
+def test_check_config_reports_every_problem_with_file_line_and_key(tmp_path: Path,
+                                                                   path: Path) -> None:
+    proc = check_config(path, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    *reported, summary = proc.stderr.splitlines()
+    expected = expected_errors(path)
+    assert summary == f"{len(expected)} problem(s) found"
+    assert len(reported) == len(expected), proc.stderr
+    for start in expected:
+        assert any(line.startswith(start) for line in reported), (start, proc.stderr)
+
+
+@pytest.mark.parametrize("path", sorted((DATA / "syntax").glob("*.yaml")), ids=lambda p: p.stem)
+def test_check_config_reports_yaml_syntax_errors_where_pyyaml_does(tmp_path: Path,
+                                                                   path: Path) -> None:
+    with pytest.raises(yaml.YAMLError) as caught:
+        yaml.safe_load(path.read_text())
+    mark, problem = caught.value.problem_mark, caught.value.problem
+    proc = check_config(SITE, path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0].startswith(
+        f"{path}:{mark.line + 1}: YAML syntax error: {problem}")
+
+
+def test_check_config_reports_an_entry_defined_in_two_files(tmp_path: Path) -> None:
+    proc = check_config(SITE, DUPLICATE, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == (
+        f"{where(DUPLICATE, '^  CE_ONE:')}: entries.CE_ONE: entry already defined at "
+        f"{where(SITE, '^  CE_ONE:')}")
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing.yaml", "cannot read: No such file or directory"),
+    (".", "cannot read: Is a directory"),
+    ("latin1.yaml", "not UTF-8 text"),
+])
+def test_check_config_reports_unreadable_files(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "latin1.yaml").write_bytes(b"defaults:\n  attributes: {A: caf\xe9}\n")
+    proc = check_config(tmp_path / name, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0].startswith(f"{tmp_path / name}: {message}")
+
+
+def test_check_config_accepts_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("# nothing configured yet\n")
+    proc = check_config(tmp_path / "empty.yaml", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "OK: 1 file(s), 0 entries")
