@@ -1,0 +1,213 @@
+#!/bin/sh
+# glidein_plugins_setup.sh: the GlideinWMS setup script of glidein_plugins.
+#
+# glidein_startup.sh runs it as `glidein_plugins_setup.sh glidein_config ID </dev/null` with the
+# glidein work dir as the current directory (glidein_config is a relative path there). It lives in
+# the untarred package directory:
+#
+#   DIR/hooks/glidein_plugins_setup.sh   this script
+#   DIR/glidein_plugins/                 the package (pluggy and PyYAML beside it, or installed
+#                                        for the node's Python)
+#   DIR/factory_configs/*.yaml           the factory's per-entry configuration
+#
+# It finds a Python >= 3.9 and runs `glidein_plugins setup`, which publishes the attributes and
+# writes otrb_output.xml. Without a usable Python, or when Python leaves no otrb_output.xml, it
+# writes the failure XML itself, so the glidein always reports why it stopped.
+#
+# Environment:
+#   GLIDEIN_PLUGINS_PYTHON          an interpreter to try first (a path or a command name)
+#   GLIDEIN_PLUGINS_PYTHON_CANDIDATES  the interpreters to try after it, space-separated
+#                                   (default: python3 python3.14 ... python3.9 python
+#                                   /usr/bin/python3 /usr/libexec/platform-python)
+#   GLIDEIN_PLUGINS_PYTHON_TIMEOUT  seconds each interpreter's version check may take (10)
+# POSIX sh only: it runs under dash, busybox sh and bash alike.
+
+glidein_config=$1
+script_id=${2:-entry}
+xml_file=otrb_output.xml
+me=glidein_plugins_setup.sh
+
+say() {
+    printf '%s: %s\n' "$me" "$*" >&2
+}
+
+# Text made safe for XML: on one line, without control characters, with & < > " escaped.
+xml_text() {
+    printf '%s' "$1" | tr '\n\r\t' '   ' | tr -d '\000-\010\013\014\016-\037' |
+        sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'
+}
+
+# YYYY-MM-DDTHH:MM:SS+hh:mm, as GlideinWMS error_gen writes it.
+timestamp() {
+    date +%Y-%m-%dT%H:%M:%S%z | sed 's/\([+-][0-9][0-9]\)\([0-9][0-9]\)$/\1:\2/'
+}
+
+# write_failure TYPE DETAIL: the OSGTestResult 4.3.1 error XML, written atomically.
+write_failure() {
+    ts=$(timestamp)
+    tmp=".$xml_file.$$"
+    {
+        printf '<?xml version="1.0"?>\n'
+        printf '<OSGTestResult id="%s" version="4.3.1">\n' "$(xml_text "$script_id")"
+        printf '  <result>\n'
+        printf '    <status>ERROR</status>\n'
+        printf '    <metric name="failure" ts="%s" uri="local">%s</metric>\n' "$ts" "$1"
+        printf '  </result>\n'
+        printf '  <detail>\n'
+        printf '    %s\n' "$(xml_text "$2")"
+        printf '  </detail>\n'
+        printf '</OSGTestResult>\n'
+    } >"$tmp" && mv -f "$tmp" "$xml_file"
+    say "FAILED ($1): $2"
+}
+
+fail() {
+    write_failure "$1" "$2"
+    exit 1
+}
+
+rm -f "$xml_file"  # a stale result from an earlier script must not be reported as ours
+
+if [ -z "$glidein_config" ]; then
+    fail Config "usage: $me glidein_config [ID] (no glidein_config given)"
+fi
+
+# The package directory: the parent of the directory this script is in.
+case $0 in
+    */*) hook_dir=${0%/*} ;;
+    *) hook_dir=. ;;
+esac
+if ! pkg_dir=$(cd "$hook_dir/.." 2>/dev/null && pwd -P) || [ ! -d "$pkg_dir/glidein_plugins" ]; then
+    fail Corruption "cannot find the glidein_plugins package beside $0 (expected $hook_dir/../glidein_plugins)"
+fi
+
+scratch=".glidein_plugins_setup.$$"
+trap 'rm -f "$scratch.out" "$scratch.err"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+check_seconds=${GLIDEIN_PLUGINS_PYTHON_TIMEOUT:-10}
+case $check_seconds in
+    '' | *[!0-9]* | 0) check_seconds=10 ;;
+esac
+# How to bound a command: coreutils/busybox `timeout`, with a KILL after a grace period if it
+# takes -k; nothing when the node has no `timeout` (then a hung interpreter could hang us).
+limit=none
+if command -v timeout >/dev/null 2>&1; then
+    if timeout -k 1 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
+        limit=term_then_kill
+    elif timeout 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
+        limit=term_only
+    fi
+fi
+
+bounded() {
+    case $limit in
+        term_then_kill) timeout -k 2 "$check_seconds" "$@" ;;
+        term_only) timeout "$check_seconds" "$@" ;;
+        *) "$@" ;;
+    esac
+}
+
+# Python 2 runs this too (and exits 1): it prints the version, exits 0 only from 3.9 on.
+version_check='import sys; sys.stdout.write("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < (3, 9))'
+
+tried=""
+note_tried() {
+    tried="${tried:+$tried; }$1"
+}
+
+# usable CANDIDATE: true if it is a Python >= 3.9 (sets python and python_version), else notes
+# why not. The version is written to a file, so an interpreter that leaves a child behind
+# holding its output cannot block us.
+usable() {
+    case $1 in
+        */*)
+            if [ ! -f "$1" ] || [ ! -x "$1" ]; then
+                note_tried "$1: not an executable file"
+                return 1
+            fi
+            path=$1
+            ;;
+        *)
+            if ! path=$(command -v "$1" 2>/dev/null) || [ -z "$path" ]; then
+                note_tried "$1: not found in PATH"
+                return 1
+            fi
+            ;;
+    esac
+    bounded "$path" -s -E -c "$version_check" </dev/null >"$scratch.out" 2>/dev/null
+    rc=$?
+    version=$(tr -cd '0-9.' <"$scratch.out" 2>/dev/null | cut -c 1-20)
+    case $rc in
+        0)
+            if [ -z "$version" ]; then
+                note_tried "$path: exit code 0 but no version reported: not a Python"
+                return 1
+            fi
+            python=$path
+            python_version=$version
+            return 0
+            ;;
+        1)
+            if [ -n "$version" ]; then
+                note_tried "$path: Python $version is older than 3.9"
+            else
+                note_tried "$path: not a usable Python (version check failed, exit code 1)"
+            fi
+            ;;
+        124 | 137 | 143)
+            note_tried "$path: version check timed out after $check_seconds s"
+            ;;
+        *)
+            note_tried "$path: version check failed (exit code $rc)"
+            ;;
+    esac
+    return 1
+}
+
+candidates=${GLIDEIN_PLUGINS_PYTHON_CANDIDATES-"python3 python3.14 python3.13 python3.12 python3.11 \
+python3.10 python3.9 python /usr/bin/python3 /usr/libexec/platform-python"}
+python=""
+set -f  # the list is split on spaces, never globbed
+for candidate in ${GLIDEIN_PLUGINS_PYTHON:+"$GLIDEIN_PLUGINS_PYTHON"} $candidates; do
+    if usable "$candidate"; then
+        break
+    fi
+done
+set +f
+if [ -z "$python" ]; then
+    fail WN_Resource "glidein_plugins needs Python 3.9 or newer; none found. Tried: $tried"
+fi
+if [ -n "$tried" ]; then
+    say "skipped: $tried"
+fi
+say "using $python (Python $python_version) for $pkg_dir"
+
+# -s -E: no user site-packages, no PYTHON* variables; the work dir ('' in sys.path) is dropped so
+# that a file downloaded there cannot shadow a module. Paths travel as arguments, never as code.
+launcher=$(cat <<'EOF'
+import sys
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+sys.path.insert(0, sys.argv[1])
+try:
+    from glidein_plugins.cli import main
+except ImportError as exc:
+    sys.stderr.write("cannot import glidein_plugins or a dependency (pluggy, PyYAML): %s\n" % exc)
+    sys.exit(3)
+sys.exit(main(sys.argv[2:]))
+EOF
+)
+"$python" -s -E -c "$launcher" "$pkg_dir" setup --config-dir "$pkg_dir/factory_configs" \
+    "$glidein_config" "$script_id" </dev/null 2>"$scratch.err"
+rc=$?
+cat "$scratch.err" >&2
+
+if [ ! -f "$xml_file" ]; then
+    last=$(tail -n 1 "$scratch.err")
+    if [ "$rc" -eq 3 ]; then
+        fail WN_Resource "$python (Python $python_version): $last"
+    fi
+    fail Corruption "glidein_plugins setup (run by $python) exited with code $rc without writing $xml_file${last:+: $last}"
+fi
+exit "$rc"
