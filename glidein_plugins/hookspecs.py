@@ -9,8 +9,9 @@ The runner calls each implementation on its own, so a plugin that raises or over
 budget is recorded (with its name and distribution) and the phase's policy decides what follows.
 
 Run order: negotiate the mode first (a DISABLE or NEVER outcome must not spend time probing
-binaries), then find and prove a runtime, then GPUs and libraries (image and bind choices may
-depend on them), then images, binds, attributes. The job hook runs at job start, not at setup.
+binaries), then the images (the runtime is proven by running one), then find and prove a
+runtime, then GPUs and libraries (binds may depend on them), then binds, then attributes. The
+job hook runs at job start, not at setup.
 """
 
 from __future__ import annotations
@@ -62,7 +63,38 @@ def glidein_mode_negotiate(context: Context, facts: Facts) -> ModeDecision | Non
 
 
 # ---------------------------------------------------------------------------------------------
-# Phase 2: container runtime (only when the mode is PREFERRED or REQUIRED)
+# Phase 2: images (only when the mode is PREFERRED or REQUIRED)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def glidein_images_contribute(context: Context, facts: Facts) -> Iterable[Image] | None:
+    """Contribute entries of the images dict (platform key -> image URI).
+
+    :return: images. All plugins are asked; for each platform the first contribution in call
+        order wins (VO plugins are called before the built-ins, so they override them).
+    """
+
+
+@hookspec(firstresult=True)
+def glidein_image_select(
+    context: Context, facts: Facts, platforms: Sequence[str]
+) -> Image | None:
+    """Choose the image for a list of acceptable platforms, in preference order.
+
+    The runner asks it at setup for the node's platforms (the entry's ``GLIDEIN_REQUIRED_OS``
+    and the Frontend's ``REQUIRED_OS``, in preference order) and records the choice as
+    ``facts.image``: the image the runtime is tested with and the node's default.
+
+    :param facts: ``facts.images`` holds the usable images.
+    :param platforms: platform keys, most preferred first.
+    :return: the chosen image, or None to leave the choice to the next plugin. Stops at first
+        non-None result (``firstresult``).
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 3: container runtime (only when the mode is PREFERRED or REQUIRED)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -71,7 +103,7 @@ def glidein_runtime_discover(context: Context, facts: Facts) -> Iterable[Runtime
     """Propose container runtime binaries (apptainer, singularity) worth probing.
 
     :param context: the run's context.
-    :param facts: holds the mode decision.
+    :param facts: holds the mode decision and the images.
     :return: candidates, each with a ``source`` label and a ``priority`` (lower is tried first;
         equal priorities keep call order). All plugins are asked; duplicates of one path are
         probed once.
@@ -87,13 +119,14 @@ def glidein_runtime_probe(
     The runner probes candidates in priority order until one is ``ok``; every rejected one is
     kept in ``facts.rejected_runtimes`` with its reason.
 
+    :param facts: ``facts.image`` is the image to test with (None when no image is usable).
     :param candidate: the binary to probe.
     :return: the probe's result. Stops at first non-None result (``firstresult``).
     """
 
 
 # ---------------------------------------------------------------------------------------------
-# Phase 3: GPUs and libraries (always run)
+# Phase 4: GPUs and libraries (always run)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -115,33 +148,6 @@ def glidein_libraries_detect(context: Context, facts: Facts) -> Iterable[Library
 
 
 # ---------------------------------------------------------------------------------------------
-# Phase 4: images (only with a working runtime)
-# ---------------------------------------------------------------------------------------------
-
-
-@hookspec
-def glidein_images_contribute(context: Context, facts: Facts) -> Iterable[Image] | None:
-    """Contribute entries of the images dict (platform key -> image URI).
-
-    :return: images. All plugins are asked; for each platform the first contribution in call
-        order wins (VO plugins are called before the built-ins, so they override them).
-    """
-
-
-@hookspec(firstresult=True)
-def glidein_image_select(
-    context: Context, facts: Facts, platforms: Sequence[str]
-) -> Image | None:
-    """Choose the image for a list of acceptable platforms, in preference order.
-
-    :param facts: ``facts.images`` holds the usable images.
-    :param platforms: platform keys, most preferred first.
-    :return: the chosen image, or None to leave the choice to the next plugin. Stops at first
-        non-None result (``firstresult``).
-    """
-
-
-# ---------------------------------------------------------------------------------------------
 # Phase 5: bind mounts (only with a working runtime)
 # ---------------------------------------------------------------------------------------------
 
@@ -156,12 +162,16 @@ def glidein_binds_contribute(context: Context, facts: Facts) -> Iterable[Bind] |
 
 
 @hookspec
-def glidein_bind_validate(context: Context, facts: Facts, bind: Bind) -> BindVerdict | None:
-    """Judge one bind mount.
+def glidein_binds_validate(
+    context: Context, facts: Facts, binds: Sequence[Bind]
+) -> Iterable[BindVerdict] | None:
+    """Judge the bind mounts, all at once (so that one bounded check can cover them all).
 
-    :param bind: the bind to judge.
-    :return: a verdict, or None for no opinion. All plugins are asked; one ``ok=False``
-        verdict drops the bind, and its reason is recorded in ``facts.rejected_binds``.
+    :param facts: holds the runtime (its features) and the node's default image.
+    :param binds: the binds contributed, de-duplicated by destination.
+    :return: verdicts for the binds this plugin has an opinion on. All plugins are asked; one
+        ``ok=False`` verdict drops a bind, and its reason is recorded in
+        ``facts.rejected_binds``.
     """
 
 

@@ -136,6 +136,7 @@ class RuntimeProbe:
     flavour: str = ""  # apptainer | singularity
     privilege: str = ""  # privileged | fakeroot | unprivileged
     features: Mapping[str, bool] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)  # why a feature is False, notes
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class Facts:
     gpus: tuple[GpuDevice, ...] = ()
     libraries: tuple[Library, ...] = ()
     images: tuple[Image, ...] = ()
+    image: Image | None = None  # the node's default image, chosen for its platforms
     binds: tuple[Bind, ...] = ()
     rejected_binds: tuple[BindVerdict, ...] = ()
 

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from glidein_plugins.context import CURRENT_CALL, Context, Deadline
 from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.images import node_platforms
 from glidein_plugins.manager import Plugins
 from glidein_plugins.results import (
     Attribute,
@@ -52,14 +53,14 @@ class HookPolicy:
 
 POLICIES: dict[str, HookPolicy] = {
     "glidein_mode_negotiate": HookPolicy(ModeDecision, False, True, "mode"),
+    "glidein_images_contribute": HookPolicy(Image, True, False, "images"),
+    "glidein_image_select": HookPolicy(Image, False, False, "images"),
     "glidein_runtime_discover": HookPolicy(RuntimeCandidate, True, False, "runtime"),
     "glidein_runtime_probe": HookPolicy(RuntimeProbe, False, False, "runtime"),
     "glidein_gpu_detect": HookPolicy(GpuDevice, True, False, "gpu"),
     "glidein_libraries_detect": HookPolicy(Library, True, False, "libraries"),
-    "glidein_images_contribute": HookPolicy(Image, True, False, "images"),
-    "glidein_image_select": HookPolicy(Image, False, False, "images"),
     "glidein_binds_contribute": HookPolicy(Bind, True, False, "binds"),
-    "glidein_bind_validate": HookPolicy(BindVerdict, False, False, "binds"),
+    "glidein_binds_validate": HookPolicy(BindVerdict, True, False, "binds"),
     "glidein_attributes_contribute": HookPolicy(Attribute, True, False, "advertise"),
     "glidein_job_launch": HookPolicy(ContainerInvocation, False, True, "job"),
 }
@@ -296,6 +297,7 @@ class Runner:
         return facts.with_(libraries=tuple(libraries))
 
     def collect_images(self, facts: Facts) -> Facts:
+        """The usable images, and the node's default one for its platforms."""
         images: dict[str, Image] = {}
         for plugin, image in self.call_all("glidein_images_contribute", context=self.context,
                                            facts=facts):
@@ -304,7 +306,16 @@ class Runner:
                           f"{images[image.platform].uri} came first", plugin=plugin)
             else:
                 images[image.platform] = replace(image, source=image.source or plugin)
-        return facts.with_(images=tuple(images.values()))
+        facts = facts.with_(images=tuple(images.values()))
+        platforms = node_platforms(self.context)
+        chosen = self.select_image(facts, platforms)
+        if chosen is None:
+            self.note("images", f"no usable image for platforms {','.join(platforms)} "
+                      f"(usable: {','.join(images) or 'none'})", "warning")
+        else:
+            self.note("images", f"default image for {','.join(platforms)}: {chosen.platform} "
+                      f"{chosen.uri}")
+        return facts.with_(image=chosen)
 
     def select_image(self, facts: Facts, platforms: Sequence[str]) -> Image | None:
         found = self.call_first("glidein_image_select", context=self.context, facts=facts,
@@ -322,15 +333,18 @@ class Runner:
                           f"dropped: {first.source} ({first.origin}) binds there first")
             else:
                 binds[os.path.normpath(bind.destination)] = bind
+        offered = tuple(binds.values())
+        refusals: dict[Bind, list[BindVerdict]] = {}
+        for plugin, verdict in self.call_all("glidein_binds_validate", context=self.context,
+                                             facts=facts, binds=offered):
+            if not verdict.ok:
+                refusals.setdefault(verdict.bind, []).append(replace(verdict, plugin=plugin))
         kept: list[Bind] = []
         rejected: list[BindVerdict] = []
-        for bind in binds.values():
-            refusals = [replace(verdict, plugin=plugin) for plugin, verdict in self.call_all(
-                "glidein_bind_validate", context=self.context, facts=facts, bind=bind)
-                if not verdict.ok]
-            if refusals:
-                reason = "; ".join(f"{v.plugin}: {v.reason}" for v in refusals)
-                rejected.append(BindVerdict(bind, False, reason, refusals[0].plugin))
+        for bind in offered:
+            if bind in refusals:
+                reason = "; ".join(f"{v.plugin}: {v.reason}" for v in refusals[bind])
+                rejected.append(BindVerdict(bind, False, reason, refusals[bind][0].plugin))
                 self.note("binds", f"dropped {bind.source} -> {bind.destination}: {reason}",
                           "warning")
             else:
@@ -390,12 +404,12 @@ class Runner:
             if decision.outcome is Mode.FAIL:
                 raise Stop(Failure(FailureType.VO_CONFIG, decision.reason))
             if decision.wants_container:
+                facts = self.collect_images(facts)
                 facts = self.find_runtime(facts)
             else:
                 self.note("runtime", f"not looked for: {decision.outcome.value}")
             facts = self.detect_devices(facts)
             if facts.runtime is not None:
-                facts = self.collect_images(facts)
                 facts = self.collect_binds(facts)
             self.context.deadline = self.budget  # advertising may use what is left of it all
             attributes = self.collect_attributes(facts)

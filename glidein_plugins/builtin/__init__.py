@@ -8,5 +8,9 @@ from __future__ import annotations
 
 BUILTINS: dict[str, tuple[str, bool]] = {
     "mode": ("glidein_plugins.builtin.mode", True),
+    "images": ("glidein_plugins.builtin.images", True),
+    "discovery": ("glidein_plugins.builtin.discovery", True),
+    "probe": ("glidein_plugins.builtin.probe", True),
+    "binds": ("glidein_plugins.builtin.binds", True),
     "singularity": ("glidein_plugins.builtin.singularity", True),
 }
