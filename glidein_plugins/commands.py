@@ -3,12 +3,14 @@ the whole process group killed on expiry, output captured, every failure turned 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -96,6 +98,8 @@ def run(
         return CommandResult(argv, None, "", "", 0.0, error=_start_error(exc, cwd))
     except ValueError as exc:  # a NUL byte in an argument or in the environment
         return CommandResult(argv, None, "", "", 0.0, error=str(exc))
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     try:
         out, err, timed_out = _communicate(proc, stdin.encode() if stdin is not None else b"",
                                            start + max(timeout, 0.0))
@@ -104,6 +108,8 @@ def run(
             if stream is not None:
                 stream.close()
         _kill_group(proc)  # on expiry, and descendants left behind by a command that exited
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
     return CommandResult(
         argv,
         None if timed_out else proc.returncode,
@@ -187,6 +193,22 @@ def _feed(fd: int, data: bytes) -> bytes:
         return data
     except OSError:  # BrokenPipeError: the command does not read its input
         return b""
+
+
+# Commands still running: if the process exits while a worker thread waits on one (a plugin
+# that overran its budget), its group is killed at exit instead of being left behind.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def kill_all() -> None:
+    """Kill the process group of every command still running."""
+    with _LIVE_LOCK:
+        running = list(_LIVE)
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -23,6 +23,8 @@ CURRENT_CALL: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
 )
 
 
+SLACK = 0.5  # seconds before the budget ends that a command is made to give up
+
 class Deadline:
     """A time budget of ``seconds`` on the monotonic clock, from ``start`` (default: now)."""
 
@@ -82,22 +84,38 @@ class Context:
         """The entry's settings for ``plugin`` (default: the plugin calling)."""
         return self.entry.plugin_settings(plugin or CURRENT_CALL.get()[1])
 
-    def run(self, argv: Sequence[str], timeout: float = commands.DEFAULT_TIMEOUT,
-            env: Mapping[str, str] | None = None,
-            cwd: str | None = None) -> commands.CommandResult:
-        """Run an external command, its timeout capped by the setup's remaining budget.
-
-        Once the budget is spent the command is not started at all; the result says why.
-        """
+    def timeout_for(self, timeout: float) -> float:
+        """``timeout`` capped so that a command ends ``SLACK`` s (at most a tenth of what is
+        left) before the budget does: its process group is then killed by the command runner
+        before the phase runner stops waiting for the plugin. 0 when nothing is left."""
         remaining = self.deadline.remaining()
-        if remaining <= 0:
+        limit = min(timeout, remaining - min(SLACK, remaining / 10))
+        return limit if limit > 0.05 else 0.0
+
+    def run(self, argv: Sequence[str], timeout: float = commands.DEFAULT_TIMEOUT,
+            env: Mapping[str, str] | None = None, cwd: str | None = None,
+            quiet: bool = False) -> commands.CommandResult:
+        """Run an external command within the setup's budget (see ``timeout_for``).
+
+        Once the budget is spent the command is not started at all; the result says why. A
+        failure adds a warning to the trace unless ``quiet`` (when failing is an answer, as
+        ``stat`` exiting 1 for a missing path).
+        """
+        limit = self.timeout_for(timeout)
+        if not limit:
             result = commands.CommandResult(tuple(str(arg) for arg in argv), None, "", "", 0.0,
                                             error="not run: setup time budget exhausted")
         else:
-            result = commands.run(argv, timeout=min(timeout, remaining), env=env, cwd=cwd)
-        if not result.ok:
+            result = commands.run(argv, timeout=limit, env=env, cwd=cwd)
+        if not result.ok and not quiet:
             self.note(f"command failed: {result.reason}", level="warning")
         return result
+
+    def quiet_run(self, argv: Sequence[str], timeout: float = commands.DEFAULT_TIMEOUT,
+                  env: Mapping[str, str] | None = None,
+                  cwd: str | None = None) -> commands.CommandResult:
+        """``run`` without a trace line when the command fails."""
+        return self.run(argv, timeout, env, cwd, quiet=True)
 
     def note(self, message: str, level: str = "info") -> None:
         """Add a line to the decision trace, attributed to the phase and plugin calling."""

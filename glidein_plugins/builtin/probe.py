@@ -1,28 +1,52 @@
 """Built-in plugin ``probe``: prove a runtime candidate really runs containers.
 
-Every check is an external command with its own timeout (capped by the setup's budget), and the
-independent ones run concurrently: the version (``--version``), the functional test
-(``cat /proc/self/uid_map`` in the test image with GlideinWMS's production options: the exit
-code AND the output must be right, and ``FATAL:`` on stderr fails it even with exit 0), a bind
-onto a directory missing in the image (can it do underlay/overlay?), a SIF image when the
-``sif_image`` setting names one, and unprivileged user namespaces on the host. If the test fails
-with ``--pid`` it is retried without (nodes inside Docker/Kubernetes). Already inside a
-container (nested), ``--contain``, ``--ipc`` and ``--pid`` are not used. Results are cached in
-the glidein directory for ``cache_ttl`` seconds, so periodic re-checks are cheap.
+In order, each step bounded by its own timeout (capped by the setup's budget):
+
+1. the candidate must be an executable file (one bounded ``stat``: a stale CVMFS cannot hang us);
+2. its version: ``BIN version`` and ``BIN --version`` concurrently; the number from the first
+   (else from the second, minus its ``... version`` prefix), the flavour (``apptainer``,
+   ``singularity-ce``, ``singularity-pro``, ``singularity``) from the full string. A binary that
+   hangs here costs ``version_timeout``, not the container test's ``timeout``;
+3. the container tests, concurrently, with GlideinWMS's production options
+   (``--home WORK:/srv --pwd /srv --ipc --contain --pid``): the functional test
+   ``cat /proc/self/uid_map`` in the test image (the exit code AND the output must be right,
+   ``FATAL:`` on stderr fails it even with exit 0, ANSI colour codes are stripped), a bind onto a
+   directory missing in the image (can it underlay/overlay?), and a SIF image when the
+   ``sif_image`` setting names one. If the functional test fails with ``--pid`` (nodes inside
+   Docker/Kubernetes) the tests are run again without it, and that is recorded; if it fails on
+   devpts they are run again without ``--contain``/``--ipc``.
+
+Unprivileged user namespaces on the host are looked at meanwhile. Already inside a container
+(nested), ``--contain``, ``--ipc`` and ``--pid`` are never used ("Multiple devpts instances
+unsupported"). The privilege mode comes from uid_map's first line: ``0 0`` privileged (setuid),
+``0 N`` fakeroot, anything else unprivileged (user namespaces).
+
+Features recorded (``RuntimeProbe.features``, with ``reasons`` saying why one is False):
+``nested``, ``contain`` (``--contain``/``--ipc`` usable), ``pid_namespaces``,
+``missing_target``, ``sif`` (only with ``sif_image``); ``reasons["user_namespaces"]`` is the
+host's status (enabled/disabled/unavailable/error).
+
+Settings (``settings: {probe: {...}}``): ``timeout`` (60 s, each container test),
+``version_timeout`` (10 s, the stat and version checks), ``test_image`` (else the node's
+default image), ``sif_image``, ``cache_ttl`` (3600 s; 0 disables the cache). A successful probe
+is cached in ``.glidein_plugins/probe_cache.json`` under the glidein dir, so periodic re-checks
+within the TTL run nothing.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from glidein_plugins import atomic, commands, hookimpl
+from glidein_plugins import atomic, commands, hookimpl, paths
 from glidein_plugins.context import Context
 from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
 
@@ -32,30 +56,57 @@ SETTINGS: dict[str, Any] = {
 }
 MISSING_TARGET = "/glidein_plugins_missing_target"
 CACHE = Path(".glidein_plugins") / "probe_cache.json"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_UID_MAP = re.compile(r"\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
-_VERSION_PREFIX = re.compile(
-    r"^(apptainer|singularity-ce|singularity-pro|singularity)\s+version\s+", re.IGNORECASE)
+CACHE_VERSION = 2
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
+_UID_MAP = re.compile(r"\s*(\d+)\s+(\d+)(?:\s+(\d+))?\s*$")
+_VERSION_LINE = re.compile(r"^(?P<product>[A-Za-z][\w.+-]*)\s+version\s+(?P<version>\S+)",
+                           re.IGNORECASE)
+_BARE_VERSION = re.compile(r"v?\d+(\.\d+)*([-+.~_][\w.+~-]*)?")
 _INIT_OF_CONTAINERS = ("sinit", "shim-init", "appinit", "starter", "starter-suid")
+T = TypeVar("T")
 
 
 def clean(text: str) -> str:
-    """Output without ANSI colour codes."""
+    """Output without ANSI colour codes (Singularity 2.x wrote them even to pipes)."""
     return _ANSI.sub("", text)
 
 
-def parse_version(output: str) -> tuple[str, str, str]:
-    """``(version, full version, flavour)`` from ``--version`` output; flavour '' if unknown."""
-    full = next((line.strip() for line in clean(output).splitlines() if line.strip()), "")
-    match = _VERSION_PREFIX.match(full)
-    if match:
-        return full[match.end():].strip(), full, match.group(1).lower()
-    return full, full, ""
+def first_line(text: str) -> str:
+    return next((line.strip() for line in clean(text).splitlines() if line.strip()), "")
+
+
+def flavour_of(product: str) -> str:
+    """``apptainer``, ``singularity-ce``, ``singularity-pro``, ``singularity`` or '' from the
+    product name that starts ``--version``'s output."""
+    name = product.lower()
+    if "apptainer" in name:
+        return "apptainer"
+    if not name.startswith("singularity"):
+        return ""
+    if name.endswith(("-ce", "ce")):
+        return "singularity-ce"
+    if name.endswith("pro"):
+        return "singularity-pro"
+    return "singularity"
+
+
+def parse_version(full_output: str, short_output: str = "") -> tuple[str, str, str]:
+    """``(version, full version, flavour)`` from ``--version`` and ``version`` outputs.
+
+    The version is ``version``'s output when it is a bare version number, else the number
+    after ``... version`` in ``--version``'s (else its whole first line: Singularity 2.x);
+    the flavour is '' when the full string does not name a known product.
+    """
+    full, short = first_line(full_output), first_line(short_output)
+    match = _VERSION_LINE.match(full)
+    parsed = match.group("version") if match else full
+    version = short if _BARE_VERSION.fullmatch(short) else parsed
+    return version, full or short, flavour_of(match.group("product")) if match else ""
 
 
 def privilege_mode(uid_map_line: str) -> str:
     """privileged (setuid, no user namespace), fakeroot or unprivileged, from uid_map's line."""
-    match = _UID_MAP.match(uid_map_line)
+    match = _UID_MAP.match(clean(uid_map_line))
     if match is None:
         raise ValueError(f"not a uid_map line: {uid_map_line!r}")
     inside, outside = int(match.group(1)), int(match.group(2))
@@ -64,15 +115,17 @@ def privilege_mode(uid_map_line: str) -> str:
     return "unprivileged"
 
 
-def fatal_line(stderr: str) -> str:
-    return next((line.strip() for line in clean(stderr).splitlines() if "FATAL" in line), "")
+def fatal_line(stderr: str, levels: tuple[str, ...] = ("FATAL",)) -> str:
+    """The first line of a runtime's stderr at one of ``levels`` ('' if none)."""
+    lines = [line.strip() for line in clean(stderr).splitlines()]
+    return next((line for line in lines if line.startswith(levels)), "")
 
 
-def nested(environ: dict[str, str], root: str = "/") -> str:
+def nested(environ: Mapping[str, str], root: str = "/") -> str:
     """Why we think we already run inside a container ('' if we do not)."""
     for key in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
         if environ.get(key):
-            return f"{key} is set"
+            return f"{key} is set ({environ[key]})"
     if os.path.isdir(os.path.join(root, ".singularity.d")):
         return "/.singularity.d exists"
     try:
@@ -83,31 +136,41 @@ def nested(environ: dict[str, str], root: str = "/") -> str:
     return f"PID 1 is {init}" if init in _INIT_OF_CONTAINERS else ""
 
 
-def exec_options(work_dir: str, pid: bool, is_nested: bool) -> list[str]:
-    """GlideinWMS's production ``exec`` options, adapted to nesting and PID namespaces."""
+def exec_options(work_dir: str, pid: bool, contain: bool = True) -> list[str]:
+    """GlideinWMS's production ``exec`` options; ``contain`` False drops ``--ipc``,
+    ``--contain`` and ``--pid`` (nested, or no devpts), ``pid`` False drops ``--pid``."""
     options = ["--home", f"{work_dir}:/srv", "--pwd", "/srv"]
-    if not is_nested:
+    if contain:
         options += ["--ipc", "--contain"] + (["--pid"] if pid else [])
     return options
 
 
 def runtime_env(context: Context) -> dict[str, str]:
-    """The runtime's environment: its caches and temporary files under the glidein dir."""
+    """The runtime's environment: its caches and temporary files under the glidein dir (when
+    they can be made there; else the runtime's own defaults)."""
     scratch = context.work_dir / ".glidein_plugins" / "apptainer"
     env = dict(context.environ)
+    try:
+        for sub in ("cache", "tmp"):
+            (scratch / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        context.note(f"runtime cache and temporary dirs left as they are: {exc}", "warning")
+        return env
     for prefix in ("APPTAINER", "SINGULARITY"):
         env[f"{prefix}_CACHEDIR"] = str(scratch / "cache")
         env[f"{prefix}_TMPDIR"] = str(scratch / "tmp")
-    for sub in ("cache", "tmp"):
-        (scratch / sub).mkdir(parents=True, exist_ok=True)
     return env
 
 
 def judge(result: commands.CommandResult, expect_uid_map: bool) -> str:
     """Why a container test failed ('' when it passed)."""
-    if not result.ok:
-        return fatal_line(result.stderr) or result.reason
     fatal = fatal_line(result.stderr)
+    if not result.ok:
+        if result.error or result.timed_out or (result.returncode or 0) < 0:
+            return result.reason
+        tail = (fatal_line(result.stderr, ("FATAL", "ERROR")) or
+                commands.last_line(result.stderr) or commands.last_line(result.stdout))
+        return f"exit code {result.returncode}" + (f": {clean(tail)}" if tail else "")
     if fatal:
         return f"exit 0 but stderr says {fatal}"
     if expect_uid_map:
@@ -141,24 +204,26 @@ class _Prober:
     """The checks of one candidate."""
 
     def __init__(self, context: Context, candidate: RuntimeCandidate, image: str,
-                 settings: dict[str, Any]) -> None:
+                 settings: Mapping[str, Any], pool: ThreadPoolExecutor) -> None:
         self.context = context
         self.candidate = candidate
         self.image = image
         self.settings = settings
+        self.pool = pool
         self.work = str(context.work_dir)
         self.env = runtime_env(context)
-        self.nested = nested(dict(context.environ))
+        self.nested = nested(context.environ)
 
-    def exec(self, pid: bool, extra: list[str], image: str,
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Run in the pool, in this call's context (the trace names this plugin)."""
+        return self.pool.submit(contextvars.copy_context().run, function, *args)
+
+    def exec(self, options: list[str], extra: list[str], image: str,
              command: list[str]) -> commands.CommandResult:
-        argv = [self.candidate.path, "exec", *exec_options(self.work, pid, bool(self.nested)),
-                *extra, image, *command]
-        return self.context.run(argv, timeout=float(self.settings["timeout"]), env=self.env,
-                                cwd=self.work)
+        argv = [self.candidate.path, "exec", *options, *extra, image, *command]
+        return self.context.run(argv, float(self.settings["timeout"]), self.env, self.work)
 
-    def container_tests(self, pool: ThreadPoolExecutor,
-                        pid: bool) -> dict[str, commands.CommandResult]:
+    def container_tests(self, options: list[str]) -> dict[str, commands.CommandResult]:
         """The functional test and the feature tests, run concurrently."""
         tests = {
             "functional": ([], self.image, ["cat", "/proc/self/uid_map"]),
@@ -166,32 +231,53 @@ class _Prober:
         }
         if self.settings["sif_image"]:
             tests["sif"] = ([], str(self.settings["sif_image"]), ["true"])
-        futures = {name: pool.submit(self.exec, pid, *test) for name, test in tests.items()}
+        futures = {name: self.submit(self.exec, options, *test) for name, test in tests.items()}
         return {name: future.result() for name, future in futures.items()}
 
+    def check_program(self) -> str:
+        """Why the candidate is not a program we can run ('' when it is)."""
+        info = paths.inspect([self.candidate.path], float(self.settings["version_timeout"]),
+                             self.context.quiet_run)[self.candidate.path]
+        return paths.describe(info)
+
+    def versions(self) -> tuple[str, str, str, str]:
+        """``(version, full, flavour, why it failed)``."""
+        timeout = float(self.settings["version_timeout"])
+        short = self.submit(self.context.quiet_run, [self.candidate.path, "version"], timeout,
+                            self.env)
+        full = self.submit(self.context.run, [self.candidate.path, "--version"], timeout,
+                           self.env)
+        short_result, full_result = short.result(), full.result()
+        if not (short_result.ok or full_result.ok):
+            return "", "", "", f"version check failed: {full_result.reason}"
+        version, text, flavour = parse_version(full_result.stdout if full_result.ok else "",
+                                               short_result.stdout if short_result.ok else "")
+        if not re.search(r"\d", version):
+            return "", "", "", f"unrecognised version output {text[:60]!r}"
+        return version, text, flavour or _flavour_from_name(self.candidate.path), ""
+
     def probe(self) -> RuntimeProbe:
-        with ThreadPoolExecutor(max_workers=5) as pool:
-            version_job = pool.submit(self.context.run, [self.candidate.path, "--version"],
-                                      float(self.settings["version_timeout"]), self.env)
-            userns_job = pool.submit(user_namespaces, self.context)
-            results = self.container_tests(pool, pid=not self.nested)
-            version_result = version_job.result()
-            if not version_result.ok:
-                return self.reject(f"version check failed: {version_result.reason}")
-            version, full, flavour = parse_version(version_result.stdout)
-            if not re.search(r"\d", version):
-                return self.reject(f"unrecognised version output {full[:60]!r}")
-            features = {"nested": bool(self.nested), "pid_namespaces": not self.nested}
-            reasons = {"nested": self.nested,
-                       "user_namespaces": userns_job.result()[0],
-                       "pid_namespaces": "not used when nested" if self.nested else ""}
-            failed = judge(results["functional"], expect_uid_map=True)
-            if failed and not self.nested:
-                retry = self.container_tests(pool, pid=False)
-                if not judge(retry["functional"], expect_uid_map=True):
-                    features["pid_namespaces"] = False
-                    reasons["pid_namespaces"] = f"--pid failed: {failed}"
-                    failed, results = "", retry
+        why = self.check_program()
+        if why:
+            return self.reject(why)
+        userns = self.submit(user_namespaces, self.context,
+                             float(self.settings["version_timeout"]))
+        version, full, flavour, why = self.versions()
+        if why:
+            return self.reject(why)
+        contain = not self.nested
+        features = {"nested": bool(self.nested), "contain": contain, "pid_namespaces": contain}
+        reasons = {"nested": self.nested}
+        if self.nested:
+            why_not = f"not used: already inside a container ({self.nested})"
+            reasons.update(contain=why_not, pid_namespaces=why_not)
+            self.context.note(f"{self.candidate.path}: nested ({self.nested}): --contain, --ipc "
+                              "and --pid not used")
+        results = self.container_tests(exec_options(self.work, contain, contain))
+        failed = judge(results["functional"], expect_uid_map=True)
+        if failed and contain and not results["functional"].timed_out:
+            failed, results = self.fall_back(failed, results, features, reasons)
+        reasons["user_namespaces"] = userns.result()[0]
         if failed:
             return self.reject(f"test in {self.image} failed: {failed}", version, full, flavour)
         for name in ("missing_target", "sif"):
@@ -199,27 +285,52 @@ class _Prober:
                 why = judge(results[name], expect_uid_map=False)
                 features[name], reasons[name] = not why, why
         uid_map = clean(results["functional"].stdout).strip().splitlines()[0]
-        return RuntimeProbe(self.candidate, True, "", version, full,
-                            flavour or _flavour_of(self.candidate.path),
+        return RuntimeProbe(self.candidate, True, "", version, full, flavour,
                             privilege_mode(uid_map), features, reasons)
+
+    def fall_back(self, failed: str, results: dict[str, commands.CommandResult],
+                  features: dict[str, bool], reasons: dict[str, str]
+                  ) -> tuple[str, dict[str, commands.CommandResult]]:
+        """Retry without ``--pid``, then (on a devpts failure) without ``--contain``/``--ipc``;
+        record what had to be dropped. Returns the failure ('' once one passes) and results."""
+        attempts = [("pid_namespaces", "--pid", exec_options(self.work, False))]
+        if "devpts" in failed.lower():
+            attempts.append(("contain", "--contain/--ipc", exec_options(self.work, False, False)))
+        first = failed
+        for feature, option, options in attempts:
+            retry = self.container_tests(options)
+            why = judge(retry["functional"], expect_uid_map=True)
+            if not why:
+                features["pid_namespaces"] = False
+                reasons["pid_namespaces"] = f"--pid failed: {first}"
+                if feature == "contain":
+                    features["contain"] = False
+                    reasons["contain"] = f"--contain failed: {first}"
+                self.context.note(f"{self.candidate.path}: works without {option}: {first}",
+                                  "warning")
+                return "", retry
+        return first, results
 
     def reject(self, reason: str, version: str = "", full: str = "",
                flavour: str = "") -> RuntimeProbe:
         return RuntimeProbe(self.candidate, False, reason, version, full, flavour)
 
 
-def _flavour_of(path: str) -> str:
-    return "apptainer" if os.path.basename(path) == "apptainer" else "singularity"
+def _flavour_from_name(path: str) -> str:
+    return "apptainer" if os.path.basename(path).startswith("apptainer") else "singularity"
 
 
-def _cache_key(candidate: RuntimeCandidate, image: str, settings: dict[str, Any]) -> str:
-    return json.dumps([candidate.path, image, settings["sif_image"]])
+def _cache_key(candidate: RuntimeCandidate, image: str, settings: Mapping[str, Any],
+               environ: Mapping[str, str]) -> str:
+    return json.dumps([CACHE_VERSION, candidate.path, image, str(settings["sif_image"]),
+                       nested(environ)])
 
 
 def _cached(context: Context, key: str, ttl: float) -> RuntimeProbe | None:
     try:
         entry = json.loads((context.work_dir / CACHE).read_text())[key]
-        if time.time() - float(entry["time"]) > ttl:
+        age = time.time() - float(entry["time"])
+        if not 0 <= age <= ttl:
             return None
         fields = entry["probe"]
         return RuntimeProbe(**{**fields, "candidate": RuntimeCandidate(**fields["candidate"])})
@@ -231,10 +342,13 @@ def _store(context: Context, key: str, probe: RuntimeProbe) -> None:
     path = context.work_dir / CACHE
     try:
         entries = json.loads(path.read_text())
+        if not isinstance(entries, dict):
+            entries = {}
     except (OSError, ValueError):
         entries = {}
     entries[key] = {"time": time.time(), "probe": asdict(probe)}
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, json.dumps(entries, indent=1))
     except Exception as exc:  # a cache that cannot be written only costs time later
         context.note(f"probe cache not written: {exc}", "warning")
@@ -248,12 +362,14 @@ def glidein_runtime_probe(context: Context, facts: Facts,
     if not image:
         return RuntimeProbe(candidate, False, "no test image: no usable image for this node's "
                             "platforms, and no probe test_image setting")
-    key, ttl = _cache_key(candidate, image, settings), float(settings["cache_ttl"])
+    key = _cache_key(candidate, image, settings, context.environ)
+    ttl = float(settings["cache_ttl"])
     cached = _cached(context, key, ttl) if ttl > 0 else None
     if cached is not None:
         context.note(f"{candidate.path}: probe result from the cache (younger than {ttl:.0f} s)")
         return cached
-    probe = _Prober(context, candidate, image, settings).probe()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        probe = _Prober(context, candidate, image, settings, pool).probe()
     if probe.ok and ttl > 0:
         _store(context, key, probe)
     return probe
