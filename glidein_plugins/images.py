@@ -1,12 +1,20 @@
 """The images dict (``SINGULARITY_IMAGES_DICT``) and platform lists (``REQUIRED_OS``).
 
-A dict is ``platform:URI,platform:URI``: no comma anywhere, no colon in a platform key; the URI
-is everything after the first colon (``docker://repo:tag`` keeps its colon); an item without a
-colon has an empty URI. A platform list is comma-separated; ``any`` means every platform.
+A dict is ``platform:URI,platform:URI``, GlideinWMS's syntax: no comma anywhere, no colon in a
+platform key; the URI is everything after the first colon (``docker://repo:tag`` and
+``/cvmfs/x/osgvo-el9:latest`` keep theirs); an item without a colon, or with nothing after it,
+has an empty URI. Spaces inside keys and URIs are kept; spaces around them are not (GlideinWMS
+would keep `` rhel8`` as a key of its own that no platform list can name). A repeated key takes
+the URI of its **last** ``key:`` item, as GlideinWMS's ``dict_get_val`` does (its greedy
+``expr`` pattern ``.*,KEY:VALUE,.*`` finds the last ``,key:``; an item without a colon
+does not match it, and an empty URI means no image); the key keeps its first place.
+
+A platform list is comma-separated, most preferred first; ``any`` accepts every platform.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,93 +24,105 @@ if TYPE_CHECKING:
     from glidein_plugins.context import Context
 
 ANY = "any"
-ANY_ORDER = ("default", "rhel9", "rhel8", "rhel7", "rhel6")
+ANY_ORDER = ("default", "rhel9", "rhel8", "rhel7", "rhel6")  # 'any' meets 'any'
 OSG_DEFAULTS = tuple(
     (f"rhel{n}", f"/cvmfs/singularity.opensciencegrid.org/opensciencegrid/osgvo-el{n}:latest")
     for n in (9, 8, 7)
 )
-LEGACY_KEYS = (  # legacy variable -> platform it overrides
+LEGACY_KEYS = (  # legacy variable -> the platform it overrides
     ("SINGULARITY_IMAGE_DEFAULT6", "rhel6"),
     ("SINGULARITY_IMAGE_DEFAULT7", "rhel7"),
     ("SINGULARITY_IMAGE_DEFAULT", "default"),
 )
-REMOTE_SCHEMES = ("docker://", "oras://", "library://", "shub://", "http://", "https://")
-
-
-def _check_text(text: str, where: str) -> None:
-    if any(char in text for char in "\n\r\0"):
-        raise InputError(where, "holds a newline or NUL")
+_BREAKS_LINE = "\n\r\0"
+_REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # docker://, oras://, https://, ...
 
 
 def parse_dict(text: str, where: str = "") -> list[tuple[str, str]]:
-    """``[(platform, uri), ...]`` in order; a repeated platform keeps its first URI."""
-    _check_text(text, where)
-    items: list[tuple[str, str]] = []
-    seen = set()
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        platform, _, uri = item.partition(":")
-        if not platform.strip():
-            raise InputError(where, f"item {item!r} has no platform key")
-        if platform not in seen:
-            seen.add(platform)
-            items.append((platform, uri))
-    return items
+    """``[(platform, uri), ...]``: one item per platform key, in order of first appearance.
+
+    Raises InputError (naming ``where``) for a newline or NUL, or an item without a key.
+    """
+    if any(char in text for char in _BREAKS_LINE):
+        raise InputError(where, "the images dict holds a newline or NUL")
+    found: dict[str, str] = {}
+    for raw in text.split(","):
+        if not raw.strip():
+            continue  # ',,' or a trailing comma
+        platform, colon, uri = (part.strip() for part in raw.partition(":"))
+        if not platform:
+            raise InputError(where, f"images dict item {raw.strip()!r} has no platform key "
+                                    "(expected platform:URI)")
+        if colon:
+            found[platform] = uri  # the last URI wins, the first place is kept
+        else:
+            found.setdefault(platform, "")  # dict_get_val only sees 'key:' items
+    return list(found.items())
 
 
 def format_dict(items: Iterable[tuple[str, str]]) -> str:
-    """The dict text for ``items`` (inverse of ``parse_dict``)."""
+    """The dict text for ``items``, ``platform`` alone for an empty URI (``parse_dict``'s inverse).
+
+    Raises ValueError for an item ``parse_dict`` could not give back unchanged.
+    """
     parts = []
     for platform, uri in items:
-        if not platform.strip() or any(char in platform for char in ":,\n\r\0"):
+        if (not platform or platform != platform.strip()
+                or any(char in platform for char in ":," + _BREAKS_LINE)):
             raise ValueError(f"invalid platform key {platform!r}")
-        if any(char in uri for char in ",\n\r\0"):
+        if uri != uri.strip() or any(char in uri for char in "," + _BREAKS_LINE):
             raise ValueError(f"invalid image URI {uri!r}")
-        parts.append(f"{platform}:{uri}")
+        parts.append(f"{platform}:{uri}" if uri else platform)
     return ",".join(parts)
 
 
 def parse_platforms(text: str | None) -> list[str]:
-    """A platform list in order, ``['any']`` when empty."""
+    """A platform list in order, without repeats; ``['any']`` when empty.
+
+    ``any`` is recognised in any case (``ANY``); other names are kept as written.
+    """
     names = [name.strip() for name in (text or "").split(",") if name.strip()]
-    return list(dict.fromkeys(names)) or [ANY]
+    return list(dict.fromkeys(ANY if name.lower() == ANY else name for name in names)) or [ANY]
 
 
 def preference(entry_os: Sequence[str], job_os: Sequence[str]) -> list[str]:
-    """Platforms acceptable to both the entry and the job, in the job's order of preference.
+    """The platforms acceptable to both the entry and the job, in the **job's** order.
 
-    ``any`` on one side leaves the other side's list; ``any`` on both gives ``ANY_ORDER``.
+    GlideinWMS sorts this intersection alphabetically, so ``REQUIRED_OS=rhel9,rhel8`` meeting an
+    entry with ``rhel8,rhel9`` picks rhel8; here the job's first choice stays first. A list
+    holding ``any`` accepts every platform: the job's own names come first, then (if the job
+    takes any) the entry's, then (if both take any) ``default,rhel9,rhel8,rhel7,rhel6``.
     """
     entry_any, job_any = ANY in entry_os, ANY in job_os
-    if entry_any and job_any:
-        return list(ANY_ORDER)
+    chosen = [name for name in job_os if name != ANY and (entry_any or name in entry_os)]
     if job_any:
-        return [name for name in entry_os if name != ANY]
-    if entry_any:
-        return [name for name in job_os if name != ANY]
-    return [name for name in job_os if name in entry_os]
+        chosen += [name for name in entry_os if name != ANY]
+    if job_any and entry_any:
+        chosen += ANY_ORDER
+    return list(dict.fromkeys(chosen))
 
 
 def is_remote(uri: str) -> bool:
-    return uri.startswith(REMOTE_SCHEMES)
+    """True for a registry or web URI (``docker://``, ``oras://``, ``https://`` ...)."""
+    return bool(_REMOTE.match(uri))
 
 
 def rebase_cvmfs(path: str, cvmfs_root: str) -> str:
-    """``/cvmfs/x`` -> ``CVMFS_ROOT/x`` when CVMFS is mounted elsewhere."""
+    """``/cvmfs/x`` -> ``CVMFS_ROOT/x`` when CVMFS is mounted elsewhere (``CVMFS_MOUNT_DIR``)."""
     root = cvmfs_root.rstrip("/") or "/cvmfs"
-    if root != "/cvmfs" and (path == "/cvmfs" or path.startswith("/cvmfs/")):
+    if root != "/cvmfs" and under(path, "/cvmfs"):
         return root + path[len("/cvmfs"):]
     return path
 
 
 def under(path: str, root: str) -> bool:
+    """True if ``path`` is ``root`` or lies below it (textually: no symlink is followed)."""
     root = root.rstrip("/")
     return path == root or path.startswith(root + "/")
 
 
 def node_platforms(context: Context) -> list[str]:
     """The platforms this node serves, most preferred first: the entry's ``GLIDEIN_REQUIRED_OS``
-    meeting the Frontend's ``REQUIRED_OS`` (the entry's value is never overwritten)."""
+    meeting the Frontend's ``REQUIRED_OS`` (read only: the entry's value is never overwritten)."""
     return preference(parse_platforms(context.get("GLIDEIN_REQUIRED_OS")),
                       parse_platforms(context.get("REQUIRED_OS")))

@@ -1,24 +1,42 @@
-"""Built-in plugin ``images``: the images dict a node can really use, and image selection.
+"""Built-in plugin ``images``: the images dict this node can really use, and image selection.
 
-Sources, first wins per platform: the legacy ``SINGULARITY_IMAGE_DEFAULT{6,7,}`` variables,
-then ``SINGULARITY_IMAGES_DICT``, then (when neither is set and the ``osg_defaults`` setting is
-on) OSG's ``rhel9/8/7`` images. ``SINGULARITY_IMAGE_RESTRICTIONS`` (default ``cvmfs``): with
-``cvmfs`` local images must lie under the CVMFS root, with ``remote`` registry URIs are allowed.
-``/cvmfs`` paths are rebased on ``CVMFS_MOUNT_DIR``; local images must exist (one bounded
-``stat``). Selection keeps the platform list's order of preference.
+Sources: ``SINGULARITY_IMAGES_DICT`` (a repeated key takes its last URI, as in GlideinWMS),
+overridden per platform by the legacy ``SINGULARITY_IMAGE_DEFAULT6``/``7``/``''`` (``rhel6``,
+``rhel7``, ``default``); when neither is set and the ``osg_defaults`` setting is on (default),
+OSG's ``rhel9/8/7`` images. Each is read from glidein_config, else the environment.
+
+``SINGULARITY_IMAGE_RESTRICTIONS`` (comma-separated, default ``cvmfs``): ``cvmfs`` = a local
+image must lie in CVMFS; ``remote`` = registry URIs (``docker://``, ``oras://`` ...) are
+allowed; ``test`` = when no configured image is usable, the probe's ``test_image`` setting
+becomes platform ``default``; ``any`` is accepted and changes nothing (every usable image is
+offered anyway). ``/cvmfs`` paths are rebased on ``CVMFS_MOUNT_DIR``. A local image must exist
+(bounded ``stat`` processes, one per mount); an image in CVMFS is replaced by its real path (one
+bounded child process for all of them, answering path by path, following symlinks into
+``/cvmfs`` under ``CVMFS_MOUNT_DIR`` as GlideinWMS's ``cvmfs_resolve_path`` does), so that jobs
+keep one revision of a tag like ``osgvo-el9:latest``; the trace and the image's ``source`` keep
+the configured path. An image whose URI cannot be advertised in a ClassAd string is dropped,
+with the reason.
+
+Settings (``settings: {images: {...}}``): ``osg_defaults`` (bool, true), ``timeout`` (seconds
+for each check, 20).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from glidein_plugins import hookimpl, paths
+from glidein_plugins import classad, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
 from glidein_plugins.images import (
     LEGACY_KEYS,
     OSG_DEFAULTS,
+    format_dict,
     is_remote,
     parse_dict,
     rebase_cvmfs,
@@ -26,79 +44,244 @@ from glidein_plugins.images import (
 )
 from glidein_plugins.results import Facts, Image
 
-SETTINGS = {"osg_defaults": True, "timeout": 20.0}
+PLUGIN = "images"
+SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0}
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
-RESTRICTIONS = ("cvmfs", "remote", "test")
+RESTRICTIONS = ("cvmfs", "remote", "test", "any")
+
+# Run in a child process (a stale mount hangs the child, not us): print, one JSON string per
+# line as soon as it is known, the real path of each argument after the first ('' if it does
+# not exist), following symlinks one component at a time so that a link to /cvmfs/... is
+# followed under the CVMFS root argv[1].
+_RESOLVE = r"""
+import json, os, sys
+root = sys.argv[1]
+def real(path, hops=40):
+    done, todo = "/", path.split("/")[::-1]
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            done = os.path.dirname(done)
+            continue
+        here = os.path.join(done, name)
+        if not os.path.islink(here):
+            done = here
+            continue
+        hops -= 1
+        try:
+            target = os.readlink(here)
+        except OSError:
+            return ""
+        if hops < 0:
+            return ""
+        if root != "/cvmfs" and (target == "/cvmfs" or target.startswith("/cvmfs/")):
+            target = root + target[len("/cvmfs"):]
+        if target.startswith("/"):
+            done = "/"
+        todo += target.split("/")[::-1]
+    return done if os.path.exists(done) else ""
+for path in sys.argv[2:]:
+    print(json.dumps(real(path)), flush=True)
+"""
 
 
-def configured(context: Context, osg_defaults: bool) -> list[tuple[str, str, str]]:
-    """``(platform, uri, source)`` as configured, before any check."""
-    items: list[tuple[str, str, str]] = []
-    for key, platform in LEGACY_KEYS:
-        uri = value(context, key)
-        if uri:
-            items.append((platform, uri, key))
+@dataclass(frozen=True)
+class Configured:
+    """One configured image: its platform key, URI as written, and where it came from."""
+
+    platform: str
+    uri: str
+    source: str
+
+
+def where(context: Context, key: str) -> str:
+    """Where ``key``'s value came from: ``glidein_config:12``, ``entry.yaml:7``, ``environment``."""
+    return context.where(key) or "environment"
+
+
+def configured(context: Context, osg_defaults: bool) -> list[Configured]:
+    """The images as configured, before any check, one per platform key."""
     try:
-        parsed = parse_dict(value(context, DICT_KEY), context.where(DICT_KEY) or DICT_KEY)
+        parsed = parse_dict(value(context, DICT_KEY), f"{where(context, DICT_KEY)}: {DICT_KEY}")
     except InputError as exc:
         raise GlideinFailure(FailureType.VO_CONFIG, str(exc)) from None
-    items += [(platform, uri, DICT_KEY) for platform, uri in parsed]
-    if not items and osg_defaults:
-        items = [(platform, uri, "OSG default") for platform, uri in OSG_DEFAULTS]
-    first: dict[str, tuple[str, str, str]] = {}
-    for item in items:
-        first.setdefault(item[0], item)  # a legacy variable overrides the dict's entry
-    return list(first.values())
+    found = {platform: Configured(platform, uri, DICT_KEY) for platform, uri in parsed}
+    for key, platform in LEGACY_KEYS:  # GlideinWMS's dict_set_val: the legacy value wins
+        uri = value(context, key)
+        if uri:
+            found[platform] = Configured(platform, uri, key)
+    if not found and osg_defaults:
+        return [Configured(platform, uri, "OSG default") for platform, uri in OSG_DEFAULTS]
+    return list(found.values())
 
 
-def restrictions(context: Context) -> tuple[str, ...]:
+def restrictions(context: Context) -> frozenset[str]:
+    """The restrictions named by ``SINGULARITY_IMAGE_RESTRICTIONS`` (default ``cvmfs``)."""
     raw = value(context, RESTRICTIONS_KEY) or "cvmfs"
-    names = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
-    unknown = [name for name in names if name not in RESTRICTIONS]
+    names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+    unknown = sorted(names - set(RESTRICTIONS))
     if unknown:
-        where = context.where(RESTRICTIONS_KEY) or RESTRICTIONS_KEY
-        raise GlideinFailure(FailureType.CONFIG, f"{where}: {RESTRICTIONS_KEY}={raw!r}: unknown "
-                             f"{', '.join(unknown)} (allowed: {', '.join(RESTRICTIONS)})")
-    return names
+        raise GlideinFailure(FailureType.CONFIG, (
+            f"{where(context, RESTRICTIONS_KEY)}: {RESTRICTIONS_KEY}={raw!r}: unknown "
+            f"restriction {', '.join(unknown)} (known: {', '.join(RESTRICTIONS)})"))
+    return names or frozenset({"cvmfs"})
+
+
+def settings(context: Context) -> dict[str, Any]:
+    """The plugin's settings, checked: a wrong type is a Config failure naming where."""
+    found = {**SETTINGS, **context.settings(PLUGIN)}
+    configured_at = context.entry.settings.get(PLUGIN, {})
+
+    def bad(key: str, expected: str) -> GlideinFailure:
+        at = configured_at[key].where if key in configured_at else "default"
+        return GlideinFailure(FailureType.CONFIG, f"{at}: settings.{PLUGIN}.{key}: "
+                              f"{found[key]!r} is not {expected}")
+
+    if not isinstance(found["osg_defaults"], bool):
+        raise bad("osg_defaults", "true or false")
+    timeout = found["timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise bad("timeout", "a positive number of seconds")
+    return found
+
+
+def refusal(uri: str, allowed: frozenset[str], root: str) -> str:
+    """Why a configured URI (``/cvmfs`` already rebased) breaks the restrictions ('' if not)."""
+    if is_remote(uri):
+        return "" if "remote" in allowed else (
+            f"remote image: {RESTRICTIONS_KEY} does not include 'remote'")
+    if not uri.startswith("/"):
+        return "neither an absolute path nor a registry URI (docker://, oras://, ...)"
+    if "cvmfs" in allowed and not under(uri, root):
+        return f"not in CVMFS ({root}) and {RESTRICTIONS_KEY} includes 'cvmfs'"
+    return ""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the resolver said: ``real`` maps each path it answered for to its real path ('' if
+    it does not exist); ``reason`` says why it did not answer for the others, and ``stale``
+    holds those it was still working on (or had not reached) when it timed out."""
+
+    real: dict[str, str]
+    reason: str = ""
+    stale: frozenset[str] = frozenset()
+
+
+def resolve(context: Context, wanted: Iterable[str], root: str, timeout: float) -> Resolved:
+    """The real paths of ``wanted`` (in CVMFS under ``root``), from one bounded child process."""
+    wanted = list(dict.fromkeys(wanted))
+    if not wanted:
+        return Resolved({})
+    result = context.quiet_run(
+        [sys.executable or "python3", "-I", "-S", "-c", _RESOLVE, root, *wanted],
+        timeout=timeout)
+    real: dict[str, str] = {}
+    for path, line in zip(wanted, result.stdout.splitlines()):
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            break
+        if not isinstance(answer, str):
+            break
+        real[path] = answer
+    if len(real) == len(wanted):
+        return Resolved(real)
+    if result.ok:
+        return Resolved(real, f"unexpected output {result.stdout[:80]!r}")
+    return Resolved(real, result.reason,
+                    frozenset(wanted[len(real):]) if result.timed_out else frozenset())
+
+
+def advertisable(image: Image) -> str:
+    """Why ``image`` cannot be advertised in ``SINGULARITY_IMAGES_DICT`` ('' if it can)."""
+    try:
+        classad.check_value(format_dict([(image.platform, image.uri)]), "S")
+    except ValueError as exc:
+        return f"cannot be advertised: {exc}"
+    return ""
 
 
 @hookimpl(trylast=True)
 def glidein_images_contribute(context: Context) -> list[Image]:
-    settings = {**SETTINGS, **context.settings("images")}
+    chosen = settings(context)
+    timeout = float(chosen["timeout"])
     allowed = restrictions(context)
-    root = cvmfs_root(context)
-    candidates: list[Image] = []
-    for platform, uri, source in configured(context, bool(settings["osg_defaults"])):
-        if not uri:
-            context.note(f"{platform}: empty image URI ({source}) skipped", "warning")
-            continue
-        if is_remote(uri):
-            if "remote" in allowed:
-                candidates.append(Image(platform, uri, source))
-            else:
-                context.note(f"{platform}: {uri} refused: remote images need "
-                             f"{RESTRICTIONS_KEY} to include 'remote'", "warning")
-            continue
-        path = rebase_cvmfs(uri, root)
-        if "cvmfs" in allowed and not under(path, root):
-            context.note(f"{platform}: {path} refused: not under CVMFS ({root}) and "
-                         f"{RESTRICTIONS_KEY} includes 'cvmfs'", "warning")
-            continue
-        candidates.append(Image(platform, path, source))
-    local = [image.uri for image in candidates if not is_remote(image.uri)]
-    found = paths.inspect(local, float(settings["timeout"]), context.run)
-    usable = []
-    for image in candidates:
-        info = found.get(image.uri)
-        if info is not None and not info.exists:
-            context.note(f"{image.platform}: {image.uri} unusable: {info.reason}", "warning")
+    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    candidates: list[tuple[Configured, str]] = []  # (configured, rebased URI)
+    for item in configured(context, chosen["osg_defaults"]):
+        uri = rebase_cvmfs(item.uri, root)
+        why = refusal(uri, allowed, root) if item.uri else "empty image URI"
+        if why:
+            context.note(f"{item.platform}: {item.uri or '-'} ({item.source}) refused: {why}",
+                         "warning")
         else:
+            candidates.append((item, uri))
+    resolved = resolve(context, [uri for _, uri in candidates if under(uri, root)], root,
+                       timeout)
+    if resolved.reason:
+        context.note(f"CVMFS images not resolved to their real paths: {resolved.reason}",
+                     "warning")
+    images = [(item, _image(item, resolved.real.get(uri) or uri)) for item, uri in candidates]
+    test, test_why = _test_image(context, root) if "test" in allowed else (None, "")
+    local = [image.uri for image in [*(image for _, image in images), *filter(None, [test])]
+             if not is_remote(image.uri) and image.uri not in resolved.stale]
+    found = paths.inspect(local, timeout, context.quiet_run, split_under=[root])
+
+    def unusable(image: Image) -> str:
+        if is_remote(image.uri):
+            return advertisable(image)
+        if image.uri not in found:  # not looked at: the resolver hung on it
+            return f"could not be checked: {resolved.reason} ({paths.STALE_HINT})"
+        return found[image.uri].reason or advertisable(image)
+
+    usable = []
+    for item, image in images:
+        why = unusable(image)
+        shown = item.uri if image.uri == item.uri else f"{item.uri} -> {image.uri}"
+        if why:
+            context.note(f"{item.platform}: {shown} ({item.source}) unusable: {why}", "warning")
+        else:
+            context.note(f"{item.platform}: {shown} ({item.source}) usable")
             usable.append(image)
-    return usable
+    if usable or "test" not in allowed:
+        return usable
+    if test is None:
+        context.note(f"no usable image, and {test_why}", "warning")
+        return []
+    why = unusable(test)
+    if why:
+        context.note(f"no usable image, and the test image {test.uri} is unusable: {why}",
+                     "warning")
+        return []
+    context.note(f"no usable image: the probe's test image {test.uri} serves as 'default' "
+                 f"({RESTRICTIONS_KEY} includes 'test')", "warning")
+    return [test]
+
+
+def _image(item: Configured, uri: str) -> Image:
+    """The ``Image`` for ``item`` at ``uri``; its source keeps the configured URI if it differs."""
+    source = item.source if uri == item.uri else f"{item.source}, configured as {item.uri}"
+    return Image(item.platform, uri, source)
+
+
+def _test_image(context: Context, root: str) -> tuple[Image | None, str]:
+    """The probe's ``test_image`` setting as platform ``default`` (restriction ``test``), or
+    None and why not."""
+    uri = rebase_cvmfs(str(context.settings("probe").get("test_image") or "").strip(), root)
+    if not uri:
+        return None, (f"{RESTRICTIONS_KEY} includes 'test' but the probe has no test_image "
+                      "setting to fall back on")
+    if not (is_remote(uri) or uri.startswith("/")):
+        return None, f"the test image {uri!r} is neither an absolute path nor a registry URI"
+    return Image("default", uri, "test image (settings.probe.test_image)"), ""
 
 
 @hookimpl(trylast=True)
 def glidein_image_select(facts: Facts, platforms: Sequence[str]) -> Image | None:
+    """The usable image of the first platform, in the order given (the job's preference)."""
     by_platform = {image.platform: image for image in facts.images}
     return next((by_platform[p] for p in platforms if p in by_platform), None)

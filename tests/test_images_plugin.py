@@ -1,0 +1,383 @@
+"""The built-in ``images`` plugin on real directory trees: a small CVMFS under ``CVMFS_MOUNT_DIR``
+(tag links as CVMFS has them, absolute into ``/cvmfs`` and relative), local images, restrictions,
+legacy variables, errors naming their line, a stale mount, and image selection by the runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import glidein_result, make_work_dir, run_cli, startd_values
+
+from glidein_plugins import glidein_config, manager
+from glidein_plugins.builtin import BUILTINS
+from glidein_plugins.builtin import images as plugin
+from glidein_plugins.context import Context, Deadline
+from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.factory_config import EntryConfig, Setting
+from glidein_plugins.results import Facts, Image
+from glidein_plugins.runner import Runner
+
+OSG = "/cvmfs/singularity.opensciencegrid.org/opensciencegrid"
+
+
+class Cvmfs:
+    """A CVMFS tree at ``root``: OSG's el9 tag an absolute link into ``/cvmfs`` (as CVMFS
+    publishes them), el8 a relative link, el7 a plain directory; ``images.example.org`` holds
+    the directories ``a`` to ``d`` and the file ``el9.sif``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        osg = root / "singularity.opensciencegrid.org"
+        self.el9 = self._image(osg / ".images" / "ab" / "cdef")
+        self.el8 = self._image(osg / ".images" / "12" / "3456")
+        self.el7 = self._image(osg / "opensciencegrid" / "osgvo-el7:latest")
+        (osg / "opensciencegrid" / "osgvo-el9:latest").symlink_to(
+            "/cvmfs/singularity.opensciencegrid.org/.images/ab/cdef")
+        (osg / "opensciencegrid" / "osgvo-el8:latest").symlink_to("../.images/12/3456")
+        self.repo = root / "images.example.org"
+        for name in "abcd":
+            self._image(self.repo / name)
+        (self.repo / "el9.sif").write_text("SIF")
+
+    @staticmethod
+    def _image(path: Path) -> Path:
+        for sub in ("etc", "srv", "cvmfs", "tmp"):
+            (path / sub).mkdir(parents=True)
+        return path
+
+    def real(self, path: Path) -> str:
+        return os.path.realpath(path)
+
+
+@pytest.fixture
+def cvmfs(tmp_path: Path) -> Cvmfs:
+    return Cvmfs(tmp_path / "cvmfs")
+
+
+def make_context(tmp_path: Path, values: dict[str, str], environ: dict[str, str] | None = None,
+                 settings: dict[str, dict[str, object]] | None = None,
+                 budget: float = 60.0) -> Context:
+    """A context whose glidein_config holds ``values``, one per line in the order given."""
+    entry = EntryConfig("TEST_ENTRY", settings={
+        name: {key: Setting(value, "test.yaml:1") for key, value in items.items()}
+        for name, items in (settings or {}).items()})
+    text = "".join(f"{key} {value}\n" for key, value in values.items())
+    return Context(entry, glidein_config.parse(text), tmp_path, Deadline(budget), environ or {})
+
+
+def contribute(context: Context) -> dict[str, Image]:
+    return {image.platform: image for image in plugin.glidein_images_contribute(context)}
+
+
+def notes(context: Context) -> str:
+    return "\n".join(event.message for event in context.trace)
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def test_osg_defaults_are_rebased_and_resolved_to_one_revision(tmp_path, cvmfs):
+    context = make_context(tmp_path, {"CVMFS_MOUNT_DIR": str(cvmfs.root)})
+    images = contribute(context)
+    assert list(images) == ["rhel9", "rhel8", "rhel7"]
+    # el9's tag links to /cvmfs/...: followed under CVMFS_MOUNT_DIR, as cvmfs_resolve_path does
+    assert images["rhel9"].uri == cvmfs.real(cvmfs.el9)
+    assert images["rhel8"].uri == cvmfs.real(cvmfs.el8)
+    assert images["rhel7"].uri == cvmfs.real(cvmfs.el7)
+    # the configured path is kept beside the real one
+    assert images["rhel9"].source == f"OSG default, configured as {OSG}/osgvo-el9:latest"
+    assert f"rhel9: {OSG}/osgvo-el9:latest -> {cvmfs.real(cvmfs.el9)} (OSG default) usable" \
+        in notes(context)
+
+
+def test_osg_defaults_only_when_nothing_is_configured(tmp_path, cvmfs):
+    image = cvmfs.repo / "a"
+    configured = make_context(tmp_path, {"CVMFS_MOUNT_DIR": str(cvmfs.root),
+                                         "SINGULARITY_IMAGES_DICT": f"default:{image}"})
+    assert [(i.platform, i.uri) for i in contribute(configured).values()] == [
+        ("default", str(image))]
+    switched_off = make_context(tmp_path, {"CVMFS_MOUNT_DIR": str(cvmfs.root)},
+                                settings={"images": {"osg_defaults": False}})
+    assert contribute(switched_off) == {}
+
+
+def test_legacy_variables_override_the_dict(tmp_path, cvmfs):
+    a, b, c, d = (cvmfs.repo / name for name in "abcd")
+    context = make_context(tmp_path, {
+        "CVMFS_MOUNT_DIR": str(cvmfs.root),
+        "SINGULARITY_IMAGES_DICT": f"rhel7:{a},rhel6:{b},rhel7:{a}",
+        "SINGULARITY_IMAGE_DEFAULT7": str(c),
+    }, environ={"SINGULARITY_IMAGE_DEFAULT": str(d)})
+    assert {p: (i.uri, i.source) for p, i in contribute(context).items()} == {
+        "rhel7": (str(c), "SINGULARITY_IMAGE_DEFAULT7"),
+        "rhel6": (str(b), "SINGULARITY_IMAGES_DICT"),
+        "default": (str(d), "SINGULARITY_IMAGE_DEFAULT"),  # read from the environment
+    }
+
+
+def test_glidein_config_wins_over_the_environment(tmp_path, cvmfs):
+    context = make_context(
+        tmp_path, {"SINGULARITY_IMAGES_DICT": f"rhel9:{cvmfs.repo / 'a'}",
+                   "CVMFS_MOUNT_DIR": str(cvmfs.root)},
+        environ={"SINGULARITY_IMAGES_DICT": f"rhel9:{cvmfs.repo / 'b'}",
+                 "CVMFS_MOUNT_DIR": "/elsewhere"})
+    assert contribute(context)["rhel9"].uri == str(cvmfs.repo / "a")
+
+
+# -- restrictions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("restrictions, usable", [
+    (None, ["cv", "sif"]),
+    ("cvmfs", ["cv", "sif"]),
+    ("remote", ["cv", "sif", "local", "registry"]),
+    ("cvmfs,remote", ["cv", "sif", "registry"]),
+    (" CVMFS , any ", ["cv", "sif"]),
+])
+def test_restrictions(tmp_path, cvmfs, restrictions, usable):
+    local = tmp_path / "local" / "el9"
+    local.mkdir(parents=True)
+    images = {
+        "cv": "/cvmfs/images.example.org/a",  # rebased on CVMFS_MOUNT_DIR
+        "sif": "/cvmfs/images.example.org/el9.sif",
+        "local": str(local),
+        "registry": "docker://hub.example.org/el9:tag",
+        "gone": "/cvmfs/images.example.org/gone",
+        "relative": "images/el9.sif",
+        "empty": "",
+    }
+    values = {"CVMFS_MOUNT_DIR": str(cvmfs.root),
+              "SINGULARITY_IMAGES_DICT": ",".join(f"{k}:{v}" for k, v in images.items())}
+    if restrictions is not None:
+        values["SINGULARITY_IMAGE_RESTRICTIONS"] = restrictions
+    context = make_context(tmp_path, values)
+    found = contribute(context)
+    assert list(found) == usable
+    assert found["sif"].uri == str(cvmfs.repo / "el9.sif")
+    trace = notes(context)
+    assert "command failed" not in trace  # stat's exit 1 for a missing path is an answer
+    assert ("gone: /cvmfs/images.example.org/gone -> " f"{cvmfs.repo / 'gone'} "
+            "(SINGULARITY_IMAGES_DICT) unusable: does not exist") in trace
+    assert "relative: images/el9.sif (SINGULARITY_IMAGES_DICT) refused: neither an absolute " \
+        "path nor a registry URI" in trace
+    assert "empty: - (SINGULARITY_IMAGES_DICT) refused: empty image URI" in trace
+    if "local" not in usable:
+        assert f"local: {local} (SINGULARITY_IMAGES_DICT) refused: not in CVMFS" in trace
+    if "registry" not in usable:
+        assert "registry: docker://hub.example.org/el9:tag (SINGULARITY_IMAGES_DICT) refused: " \
+            "remote image: SINGULARITY_IMAGE_RESTRICTIONS does not include 'remote'" in trace
+
+
+@pytest.mark.parametrize("test_image, usable, note", [
+    ("TEST_DIR", True, "the probe's test image TEST_DIR serves as 'default'"),
+    ("docker://hub.example.org/t:1", True,
+     "the probe's test image docker://hub.example.org/t:1 serves as 'default'"),
+    ("/nowhere/test.sif", False,
+     "no usable image, and the test image /nowhere/test.sif is unusable: does not exist"),
+    ("", False, "SINGULARITY_IMAGE_RESTRICTIONS includes 'test' but the probe has no "
+                "test_image setting"),
+])
+def test_restriction_test_falls_back_on_the_probe_test_image(tmp_path, cvmfs, test_image,
+                                                             usable, note):
+    test_dir = tmp_path / "test-image"
+    test_dir.mkdir()
+    test_image, note = (text.replace("TEST_DIR", str(test_dir)) for text in (test_image, note))
+    context = make_context(tmp_path, {
+        "CVMFS_MOUNT_DIR": str(cvmfs.root),
+        "SINGULARITY_IMAGES_DICT": "rhel9:/cvmfs/images.example.org/gone",
+        "SINGULARITY_IMAGE_RESTRICTIONS": "cvmfs,test",
+    }, settings={"probe": {"test_image": test_image}})
+    found = list(plugin.glidein_images_contribute(context))
+    assert found == ([Image("default", test_image, "test image (settings.probe.test_image)")]
+                     if usable else [])
+    assert note in notes(context)
+
+
+def test_restriction_test_is_not_used_while_an_image_is_usable(tmp_path, cvmfs):
+    context = make_context(tmp_path, {
+        "CVMFS_MOUNT_DIR": str(cvmfs.root),
+        "SINGULARITY_IMAGES_DICT": f"rhel9:{cvmfs.repo / 'a'}",
+        "SINGULARITY_IMAGE_RESTRICTIONS": "test",
+    }, settings={"probe": {"test_image": "docker://hub.example.org/test:1"}})
+    assert list(contribute(context)) == ["rhel9"]
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values, environ, failure_type, message", [
+    ({"SINGULARITY_IMAGE_RESTRICTIONS": "cvmfs,nope,Remote"}, {}, FailureType.CONFIG,
+     "glidein_config:2: SINGULARITY_IMAGE_RESTRICTIONS='cvmfs,nope,Remote': unknown "
+     "restriction nope (known: cvmfs, remote, test, any)"),
+    ({}, {"SINGULARITY_IMAGE_RESTRICTIONS": "cvfms"}, FailureType.CONFIG,
+     "environment: SINGULARITY_IMAGE_RESTRICTIONS='cvfms': unknown restriction cvfms"),
+    ({"SINGULARITY_IMAGES_DICT": "rhel9:/cvmfs/a,:/cvmfs/b"}, {}, FailureType.VO_CONFIG,
+     "glidein_config:2: SINGULARITY_IMAGES_DICT: images dict item ':/cvmfs/b' has no "
+     "platform key"),
+    ({}, {"SINGULARITY_IMAGES_DICT": "rhel9:/cvmfs/a\nrhel8:/cvmfs/b"}, FailureType.VO_CONFIG,
+     "environment: SINGULARITY_IMAGES_DICT: the images dict holds a newline"),
+])
+def test_bad_configuration_fails_naming_where(tmp_path, values, environ, failure_type,
+                                              message):
+    context = make_context(tmp_path, {"GLIDEIN_Entry_Name": "TEST_ENTRY", **values}, environ)
+    with pytest.raises(GlideinFailure) as caught:
+        plugin.glidein_images_contribute(context)
+    assert caught.value.failure_type is failure_type
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"osg_defaults": "no"}, "test.yaml:1: settings.images.osg_defaults: 'no' is not true or "
+                             "false"),
+    ({"timeout": 0}, "test.yaml:1: settings.images.timeout: 0 is not a positive number"),
+    ({"timeout": "fast"}, "test.yaml:1: settings.images.timeout: 'fast' is not a positive"),
+])
+def test_bad_settings_fail_naming_where(tmp_path, settings, message):
+    context = make_context(tmp_path, {}, settings={"images": settings})
+    with pytest.raises(GlideinFailure) as caught:
+        plugin.glidein_images_contribute(context)
+    assert caught.value.failure_type is FailureType.CONFIG
+    assert message in caught.value.message
+
+
+def test_an_image_that_cannot_be_advertised_is_dropped(tmp_path, cvmfs):
+    quoted = cvmfs.repo / "it's"
+    quoted.mkdir()
+    context = make_context(tmp_path, {
+        "CVMFS_MOUNT_DIR": str(cvmfs.root),
+        "SINGULARITY_IMAGES_DICT": f"rhel9:{quoted},rhel8:{cvmfs.repo / 'a'}"})
+    assert list(contribute(context)) == ["rhel8"]
+    assert f"rhel9: {quoted} (SINGULARITY_IMAGES_DICT) unusable: cannot be advertised" \
+        in notes(context)
+
+
+# -- a stale CVMFS ------------------------------------------------------------------------------
+
+
+def test_a_resolver_that_hangs_leaves_only_what_it_had_not_answered(tmp_path, cvmfs,
+                                                                    monkeypatch):
+    """The resolver as a stale repository leaves it: it answers for the first image (a real
+    path), then hangs; killed at the timeout, the second image is reported unchecked."""
+    hanging = tmp_path / "hanging-python"
+    hanging.write_text('#!/bin/sh\nprintf \'"%s"\\n\' "$6"\nexec sleep 86400\n')
+    hanging.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(hanging))
+    a, b = cvmfs.repo / "a", cvmfs.repo / "b"
+    context = make_context(tmp_path, {"CVMFS_MOUNT_DIR": str(cvmfs.root),
+                                      "SINGULARITY_IMAGES_DICT": f"rhel9:{a},rhel8:{b}"},
+                           settings={"images": {"timeout": 1.0}})
+    started = time.monotonic()
+    assert list(contribute(context)) == ["rhel9"]
+    assert time.monotonic() - started < 15  # the timeout is 1 s; generous for a loaded machine
+    trace = notes(context)
+    assert "CVMFS images not resolved to their real paths: " in trace
+    assert f"rhel8: {b} (SINGULARITY_IMAGES_DICT) unusable: could not be checked: " \
+           f"{hanging}: timed out" in trace
+
+
+def test_a_hanging_stat_ends_within_the_timeout(tmp_path, cvmfs, fake_bin_dir, monkeypatch):
+    fake_bin_dir.install_stat()
+    monkeypatch.setenv("PATH", f"{fake_bin_dir.dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_STAT_HANG", str(cvmfs.root))
+    context = make_context(tmp_path, {"CVMFS_MOUNT_DIR": str(cvmfs.root)},
+                           settings={"images": {"timeout": 1.0}})
+    started = time.monotonic()
+    assert contribute(context) == {}
+    assert time.monotonic() - started < 15  # the timeout is 1 s; generous for a loaded machine
+    assert "unusable: could not be checked: stat: timed out" in notes(context)
+
+
+# -- selection ----------------------------------------------------------------------------------
+
+IMAGES = (Image("rhel8", "/i/8"), Image("rhel9", "/i/9"), Image("default", "/i/d"))
+
+
+@pytest.mark.parametrize("platforms, chosen", [
+    (("rhel9", "rhel8"), "rhel9"),
+    (("rhel8", "rhel9"), "rhel8"),
+    (("rhel7", "default", "rhel9"), "default"),
+    (("rhel7",), None),
+    ((), None),
+])
+def test_image_select_keeps_the_order_of_preference(platforms, chosen):
+    image = plugin.glidein_image_select(Facts(images=IMAGES), platforms)
+    assert (image.platform if image else None) == chosen
+
+
+RUNTIME_PLUGIN = """
+from glidein_plugins import RuntimeCandidate, RuntimeProbe, hookimpl
+
+@hookimpl
+def glidein_runtime_discover():
+    return [RuntimeCandidate("/opt/test/bin/apptainer", "test")]
+
+@hookimpl
+def glidein_runtime_probe(candidate):
+    return RuntimeProbe(candidate, True, version="1.3.4", flavour="apptainer",
+                        privilege="unprivileged")
+"""
+OURS = ("mode", "images", "singularity")
+OTHERS = tuple(name for name in BUILTINS if name not in OURS)
+
+
+def test_the_runner_chooses_the_jobs_first_platform(tmp_path, cvmfs):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "test_runtime.py").write_text(RUNTIME_PLUGIN)
+    entry = EntryConfig("TEST_ENTRY", disable=OTHERS, directories=(str(site),))
+    config = glidein_config.parse(textwrap.dedent(f"""\
+        GLIDEIN_Singularity_Use PREFERRED
+        CVMFS_MOUNT_DIR {cvmfs.root}
+        SINGULARITY_IMAGES_DICT rhel8:{cvmfs.repo / 'a'},rhel9:{cvmfs.repo / 'b'}
+        GLIDEIN_REQUIRED_OS rhel8,rhel9
+        REQUIRED_OS rhel9,rhel8
+        """))
+    context = Context(entry, config, tmp_path, Deadline(60), {})
+    report = Runner(manager.build(entry, {}), context).setup()
+    assert report.failure is None
+    assert report.facts.image == Image("rhel9", str(cvmfs.repo / "b"), "SINGULARITY_IMAGES_DICT")
+    assert any(event.message == f"default image for rhel9,rhel8: rhel9 {cvmfs.repo / 'b'}"
+               for event in report.trace)
+
+
+# -- a whole setup: GLIDEIN_REQUIRED_OS is never written ----------------------------------------
+
+
+def test_setup_publishes_usable_images_and_leaves_glidein_required_os(tmp_path, cvmfs,
+                                                                     classad2):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "test_runtime.py").write_text(RUNTIME_PLUGIN)
+    factory = tmp_path / "factory.yaml"
+    factory.write_text(textwrap.dedent(f"""\
+        version: 1
+        defaults:
+          plugins:
+            disable: [{", ".join(OTHERS)}]
+            directories: [{site}]
+        """))
+    work = make_work_dir(tmp_path / "work", {
+        "GLIDEIN_Singularity_Use": "PREFERRED",
+        "GLIDEIN_REQUIRED_OS": "rhel8,rhel9",
+        "CVMFS_MOUNT_DIR": str(cvmfs.root),
+        "SINGULARITY_IMAGES_DICT": f"rhel8:{OSG}/osgvo-el8:latest,rhel7:/cvmfs/gone",
+    })
+    before = (work / "glidein_config").read_text()
+    proc = run_cli(["setup", "--config", str(factory), "glidein_config", "entry"], work,
+                   env={"PATH": "/usr/bin:/bin"})
+    result = glidein_result(proc, work)
+    assert result.exit_code == 0, (proc.stdout, proc.stderr)
+    lines = (work / "glidein_config").read_text().splitlines()
+    assert [line for line in lines if line.startswith("GLIDEIN_REQUIRED_OS ")] == [
+        "GLIDEIN_REQUIRED_OS rhel8,rhel9"]
+    assert "GLIDEIN_REQUIRED_OS rhel8,rhel9" in before
+    history = work / "glidein_config.history"
+    assert "GLIDEIN_REQUIRED_OS" not in (history.read_text() if history.exists() else "")
+    assert "GLIDEIN_REQUIRED_OS" not in result.condor_vars
+    machine = startd_values(result, classad2)
+    assert machine["SINGULARITY_IMAGES_DICT"] == f"rhel8:{cvmfs.real(cvmfs.el8)}"
