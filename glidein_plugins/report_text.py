@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from glidein_plugins.manager import Plugins
+    from glidein_plugins.results import Bind, Facts, RuntimeProbe
     from glidein_plugins.session import SetupOutcome
 
 
@@ -36,19 +37,84 @@ def print_setup(outcome: SetupOutcome, out: TextIO) -> None:
           file=out)
 
 
+def _runtime_line(facts: Facts) -> str:
+    runtime = facts.runtime
+    if runtime is None and facts.rejected_runtimes:
+        return (f"none: no working container runtime among the {len(facts.rejected_runtimes)} "
+                "candidates below")
+    if runtime is None:
+        return f"none ({facts.runtime_reason})"
+    return (f"{runtime.candidate.path} ({runtime.flavour} {runtime.version}, {runtime.privilege}; "
+            f"from {runtime.candidate.source})")
+
+
+def _features(runtime: RuntimeProbe) -> str:
+    """``name=yes, other=no (why)`` for what the probe learnt."""
+    parts = []
+    for name, value in runtime.features.items():
+        why = runtime.reasons.get(name, "")
+        parts.append(f"{name}={'yes' if value else 'no'}"
+                     + (f" ({why})" if why and (not value or name == "nested") else ""))
+    userns = runtime.reasons.get("user_namespaces")
+    if userns:
+        parts.append(f"user_namespaces={userns}")
+    return ", ".join(parts)
+
+
+def _candidate_rows(facts: Facts) -> list[tuple[str, ...]]:
+    """Every candidate probed, in order: the rejected ones with why, then the one chosen."""
+    rows: list[tuple[str, ...]] = [
+        (str(number), probe.candidate.path, probe.candidate.source, f"rejected: {probe.reason}")
+        for number, probe in enumerate(facts.rejected_runtimes, 1)]
+    if facts.runtime is not None:
+        chosen = facts.runtime
+        rows.append((str(len(rows) + 1), chosen.candidate.path, chosen.candidate.source,
+                     f"chosen: {chosen.flavour} {chosen.version}, {chosen.privilege}"))
+    return rows
+
+
+def _bind_rows(facts: Facts) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [
+        (b.source, b.destination, b.options or "-", b.origin, "kept") for b in facts.binds]
+    rows += [(v.bind.source, v.bind.destination, v.bind.options or "-", v.bind.origin,
+              f"dropped: {v.reason}") for v in facts.rejected_binds]
+    return rows
+
+
 def print_run(outcome: SetupOutcome, host: str, out: TextIO) -> None:
-    """The dry run's report: result, attributes with their plugin, decision trace."""
+    """The dry run's report: result, mode, runtime candidates, images, binds, attributes with
+    their plugin, decision trace."""
     report = outcome.report
+    facts = report.facts
     print(f"glidein-plugins dry run on {host}, entry {outcome.entry!r}", file=out)
     print(f"Result:  {_result_line(outcome)}", file=out)
-    if report.facts.mode is not None:
-        print(f"Mode:    {report.facts.mode.outcome.value} ({report.facts.mode.reason})", file=out)
-    runtime = report.facts.runtime
-    if runtime is None:
-        print(f"Runtime: none ({report.facts.runtime_reason})", file=out)
-    else:
-        print(f"Runtime: {runtime.candidate.path} ({runtime.flavour} {runtime.version}, "
-              f"{runtime.privilege})", file=out)
+    if facts.mode is not None:
+        print(f"Mode:    {facts.mode.outcome.value} ({facts.mode.reason})", file=out)
+    print(f"Runtime: {_runtime_line(facts)}", file=out)
+    if facts.runtime is not None and (facts.runtime.features or facts.runtime.reasons):
+        print(f"Features: {_features(facts.runtime)}", file=out)
+    candidates = _candidate_rows(facts)
+    if candidates:
+        print("", file=out)
+        print("Runtime candidates", file=out)
+        _table([("#", "PATH", "SOURCE", "DECISION"), *candidates], out)
+    if facts.mode is not None and facts.mode.wants_container:
+        print("", file=out)
+        default = (f"{facts.image.platform} {facts.image.uri}" if facts.image else
+                   "none for this node's platforms")
+        if facts.images:
+            print(f"Images (default: {default})", file=out)
+            _table([("PLATFORM", "SOURCE", "URI")]
+                   + [(i.platform, i.source, i.uri) for i in facts.images], out)
+        else:
+            print("Images: none usable (see the images decisions in the trace)", file=out)
+        binds = _bind_rows(facts)
+        if binds:
+            print("", file=out)
+            print("Binds", file=out)
+            _table([("SOURCE", "DESTINATION", "OPTIONS", "ORIGIN", "DECISION"), *binds], out)
+        elif facts.runtime is not None:
+            print("Binds: none", file=out)
     print("", file=out)
     if report.attributes:
         print("Attributes", file=out)
@@ -63,10 +129,16 @@ def print_run(outcome: SetupOutcome, host: str, out: TextIO) -> None:
         (e.phase, e.plugin, e.level, e.message) for e in report.trace], out)
 
 
+def _bind_json(bind: Bind) -> dict[str, str]:
+    return {"source": bind.source, "destination": bind.destination, "options": bind.options,
+            "origin": bind.origin}
+
+
 def as_json(outcome: SetupOutcome) -> dict[str, Any]:
     """The dry run as a JSON-ready dict."""
     report = outcome.report
     facts = report.facts
+    runtime = facts.runtime
     return {
         "entry": outcome.entry,
         "exit_code": report.exit_code,
@@ -75,13 +147,25 @@ def as_json(outcome: SetupOutcome) -> dict[str, Any]:
         "mode": None if facts.mode is None else {
             "outcome": facts.mode.outcome.value, "frontend": facts.mode.frontend,
             "factory": facts.mode.factory, "reason": facts.mode.reason},
-        "runtime": None if facts.runtime is None else {
-            "path": facts.runtime.candidate.path, "version": facts.runtime.version,
-            "flavour": facts.runtime.flavour, "privilege": facts.runtime.privilege},
+        "runtime": None if runtime is None else {
+            "path": runtime.candidate.path, "source": runtime.candidate.source,
+            "plugin": runtime.candidate.plugin, "version": runtime.version,
+            "full_version": runtime.full_version, "flavour": runtime.flavour,
+            "privilege": runtime.privilege, "features": dict(runtime.features),
+            "reasons": dict(runtime.reasons)},
         "runtime_reason": facts.runtime_reason,
         "rejected_runtimes": [
-            {"path": p.candidate.path, "source": p.candidate.source, "reason": p.reason}
+            {"path": p.candidate.path, "source": p.candidate.source,
+             "plugin": p.candidate.plugin, "reason": p.reason}
             for p in facts.rejected_runtimes],
+        "images": [{"platform": i.platform, "uri": i.uri, "source": i.source}
+                   for i in facts.images],
+        "image": None if facts.image is None else {
+            "platform": facts.image.platform, "uri": facts.image.uri,
+            "source": facts.image.source},
+        "binds": [_bind_json(bind) for bind in facts.binds],
+        "rejected_binds": [{**_bind_json(v.bind), "reason": v.reason, "plugin": v.plugin}
+                           for v in facts.rejected_binds],
         "gpus": [{"vendor": g.vendor, "name": g.name, "uuid": g.uuid} for g in facts.gpus],
         "attributes": [
             {"name": a.name, "type": a.type.value, "value": a.value, "plugin": a.plugin}

@@ -133,7 +133,7 @@ class RuntimeProbe:
     reason: str = ""
     version: str = ""
     full_version: str = ""
-    flavour: str = ""  # apptainer | singularity
+    flavour: str = ""  # apptainer | singularity-ce | singularity-pro | singularity
     privilege: str = ""  # privileged | fakeroot | unprivileged
     features: Mapping[str, bool] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)  # why a feature is False, notes
@@ -213,6 +213,18 @@ class Facts:
 
     def with_(self, **changes: object) -> Facts:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def has_singularity(self) -> bool:
+        """A proven runtime and at least one usable image: jobs can run in containers."""
+        return self.runtime is not None and bool(self.images)
+
+    @property
+    def singularity_reason(self) -> str:
+        """Why ``has_singularity`` is False ('' when it is True)."""
+        if self.has_singularity:
+            return ""
+        return self.runtime_reason or "no usable image (see the images decisions)"
 
     @property
     def runtime_reason(self) -> str:

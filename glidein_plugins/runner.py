@@ -93,7 +93,7 @@ class SetupReport:
         if mode is None or mode.outcome in (Mode.DISABLE, Mode.FAIL):
             use = "Undefined"
         else:
-            use = str(self.facts.runtime is not None)
+            use = str(self.facts.has_singularity)
         metrics = {"use_singularity": use}
         if mode is not None:
             metrics["singularity_mode"] = mode.outcome.value
@@ -413,9 +413,10 @@ class Runner:
                 facts = self.collect_binds(facts)
             self.context.deadline = self.budget  # advertising may use what is left of it all
             attributes = self.collect_attributes(facts)
-            if decision.outcome is Mode.REQUIRED and facts.runtime is None:
-                raise Stop(Failure(FailureType.WN_RESOURCE,
-                                   f"Singularity is REQUIRED but {facts.runtime_reason}"))
+            if decision.outcome is Mode.REQUIRED and not facts.has_singularity:
+                late = " (the setup time budget ran out)" if self.work.expired else ""
+                raise Stop(Failure(FailureType.WN_RESOURCE, "Singularity is REQUIRED but "
+                                   f"{facts.singularity_reason}{late}"))
         except Stop as stop:
             self.note("result", f"FAILED ({stop.failure.type.value}): {stop.failure.message}",
                       "error")

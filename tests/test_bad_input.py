@@ -1,6 +1,7 @@
-"""Bad input to ``glidein-plugins setup``: every failure is a Config failure with a well-formed
-result XML (status ERROR, exit 1) that says what and where, never a traceback, and nothing
-half-written: glidein_config and condor_vars.lst stay byte-identical."""
+"""Bad input to ``glidein-plugins setup``: every failure is a Config failure (VO_Config for a
+Frontend value) with a well-formed result XML (status ERROR, exit 1) that says what and where,
+never a traceback, and nothing half-written: glidein_config and condor_vars.lst stay
+byte-identical. Runs are on a bare node (``bare_node_env``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GlideinResult, glidein_result, run_cli
+from conftest import GlideinResult, bare_node_env, glidein_result, run_cli
 
 DATA = Path(__file__).parent / "data" / "factory"
 PUBLISHING = {"GLIDEIN_Singularity_Use": "NEVER"}  # a mode that advertises attributes
@@ -17,7 +18,8 @@ PUBLISHING = {"GLIDEIN_Singularity_Use": "NEVER"}  # a mode that advertises attr
 
 def setup(work_dir: Path, *args: str, config: str = "glidein_config",
           env: dict[str, str] | None = None) -> GlideinResult:
-    proc = run_cli(["setup", config, "entry", *args], work_dir, env)
+    environ = {**bare_node_env(work_dir.parent / "bare-node"), **(env or {})}
+    proc = run_cli(["setup", config, "entry", *args], work_dir, environ)
     return glidein_result(proc, work_dir)
 
 
@@ -185,3 +187,24 @@ def test_unknown_required_plugin_fails_naming_it(work_dir: Path, tmp_path: Path)
 def test_disabling_the_mode_plugin_is_a_config_failure(work_dir: Path) -> None:
     result = setup(work_dir, env={"GLIDEIN_PLUGINS_DISABLE": "mode"})
     assert_config_failure(result, "no plugin decided the Singularity mode")
+
+
+# -- container settings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "value", "failure", "message"), [
+    ("SINGULARITY_IMAGE_RESTRICTIONS", "cvmfs,bogus", "Config", "unknown restriction bogus"),
+    ("SINGULARITY_IMAGES_DICT", "rhel9:/cvmfs/a,:/cvmfs/b", "VO_Config", "has no platform key"),
+], ids=["factory-restrictions", "frontend-images-dict"])
+def test_bad_container_setting_fails_naming_its_line(work_dir: Path, key: str, value: str,
+                                                     failure: str, message: str) -> None:
+    set_lines(work_dir, (work_dir / "glidein_config").read_text()
+              + f"GLIDEIN_Singularity_Use PREFERRED\n{key} {value}\n")
+    line = len((work_dir / "glidein_config").read_text().splitlines())
+    before = snapshot(work_dir)
+    result = setup(work_dir)
+    # a Factory setting is the Factory's Config problem; a Frontend one is VO_Config
+    assert (result.exit_code, result.failure) == (1, failure), result.stdout
+    assert f"glidein_config:{line}: {key}" in result.detail
+    assert message in result.detail and message in result.stdout
+    assert snapshot(work_dir) == before

@@ -1,5 +1,5 @@
-"""Meta-tests: every hook spec is documented, well named, in the README, tested, and has a
-runner policy, so that specs, docs, tests and the runner cannot drift apart."""
+"""Meta-tests: every hook spec is documented, well named, in the README (in run order), tested,
+and has a runner policy, so that specs, docs, tests and the runner cannot drift apart."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ def test_spec_is_named_glidein_phase_verb(name):
     assert match.group(2) in VERBS, f"{name}: {match.group(2)!r} is not one of the hook verbs"
 
 
-@pytest.mark.parametrize("name", SPECS)
-def test_spec_is_in_the_readme_hook_reference(name):
+def hook_reference() -> str:
+    """The README's 'Hook reference' section."""
     if not README.exists():
         pytest.skip("README.md does not exist yet (being written); its 'Hook reference' "
                     "section must name every hook")
@@ -66,8 +66,17 @@ def test_spec_is_in_the_readme_hook_reference(name):
     level = len(heading.group(1))
     after = text[heading.end():]
     end = re.search(rf"^#{{1,{level}}}\s", after, re.MULTILINE)
-    section = after[: end.start()] if end else after
-    assert name in section, f"README.md's Hook reference does not name {name}"
+    return after[: end.start()] if end else after
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_in_the_readme_hook_reference(name):
+    assert name in hook_reference(), f"README.md's Hook reference does not name {name}"
+
+
+def test_readme_hook_reference_follows_the_run_order():
+    headings = re.findall(r"^#+\s*(glidein_\w+)\s*$", hook_reference(), re.MULTILINE)
+    assert headings == list(SPECS)
 
 
 @pytest.mark.parametrize("name", SPECS)

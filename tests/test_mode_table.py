@@ -1,15 +1,27 @@
 """The Singularity mode negotiation end to end: ``glidein-plugins setup glidein_config entry`` run
 as glidein_startup.sh runs it (relative glidein_config, cwd = work dir, stdin closed), checked
 against the GlideinWMS reference table through what it leaves behind: exit code, result XML,
-glidein_config values and condor_vars.lst lines (whose values HTCondor's parser must accept)."""
+glidein_config values and condor_vars.lst lines (whose values HTCondor's parser must accept).
+
+Every run is on a bare node (``bare_node_env``): the real built-in discovery looks for a runtime
+and finds none it can prove, whatever machine runs the tests, so PREFERRED falls back to
+``HAS_SINGULARITY=False`` and REQUIRED fails, each naming every candidate tried."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import GlideinResult, glidein_result, make_work_dir, run_cli, startd_values
+from conftest import (
+    GlideinResult,
+    bare_node_env,
+    glidein_result,
+    make_work_dir,
+    run_cli,
+    startd_values,
+)
 
 FRONTEND_KEY = "GLIDEIN_Singularity_Use"
 FACTORY_KEY = "GLIDEIN_SINGULARITY_REQUIRE"
@@ -29,23 +41,30 @@ EXPECTED = {
     for row in (line.split() for line in REFERENCE.strip().splitlines())
     for factory, outcome in zip(FACTORY_VALUES, row[1:])
 }
-PUBLISHED = ("HAS_SINGULARITY", "HAS_SINGULARITY_REASON", "GWMS_SINGULARITY_STATUS")
-VARS_LINES = {"HAS_SINGULARITY": "HAS_SINGULARITY C - + N Y +",
-              "HAS_SINGULARITY_REASON": "HAS_SINGULARITY_REASON S - + N Y +",
-              "GWMS_SINGULARITY_STATUS": "GWMS_SINGULARITY_STATUS S - + N Y +"}
+# name -> type: what NEVER publishes (the reference's two names, and our reason) ...
+NEVER_PUBLISHED = {"HAS_SINGULARITY": "C", "HAS_SINGULARITY_REASON": "S",
+                   "GWMS_SINGULARITY_STATUS": "S"}
+# ... and what PREFERRED without a runtime adds: the host facts looked at on the way
+PREFERRED_PUBLISHED = {**NEVER_PUBLISHED, "GLIDEIN_NESTED_CONTAINER": "C",
+                       "GLIDEIN_NESTED_CONTAINER_REASON": "S",
+                       "HAS_UNPRIVILEGED_USER_NAMESPACES": "S"}
+OSG_BINARY = "oasis.opensciencegrid.org/mis/singularity/bin/singularity"
 
 
 class Run:
-    """One setup run: the work dir, its files before the run, and the result."""
+    """One setup run on a bare node: the work dir, its files before the run, and the result."""
 
-    def __init__(self, work_dir: Path, config_files: tuple[str, ...] = ()) -> None:
+    def __init__(self, work_dir: Path, config_files: tuple[str, ...] = (),
+                 node: Path | None = None) -> None:
         self.work_dir = work_dir
+        self.node = node or work_dir.parent / "bare-node"  # the empty CVMFS_MOUNT_DIR
         self.config_before = (work_dir / "glidein_config").read_bytes()
         self.vars_before = (work_dir / "condor_vars.lst").read_bytes()
         args = ["setup", "glidein_config", "entry"]
         for path in config_files:
             args += ["--config", path]
-        self.result: GlideinResult = glidein_result(run_cli(args, work_dir), work_dir)
+        proc = run_cli(args, work_dir, bare_node_env(self.node))
+        self.result: GlideinResult = glidein_result(proc, work_dir)
 
     @property
     def untouched(self) -> bool:
@@ -54,8 +73,17 @@ class Run:
                 and not (self.work_dir / "glidein_config.history").exists())
 
 
-def setup_run(work_dir: Path, values: dict[str, str], config_files: tuple[str, ...] = ()) -> Run:
-    return Run(make_work_dir(work_dir, values), config_files)
+def setup_run(work_dir: Path, values: dict[str, str], config_files: tuple[str, ...] = (),
+              node: Path | None = None) -> Run:
+    return Run(make_work_dir(work_dir, values), config_files, node)
+
+
+def assert_names_every_candidate(run: Run, text: str) -> None:
+    """The real discovery proposed the OSG binary (rebased on the empty CVMFS_MOUNT_DIR) and
+    rejected it, like every other candidate, for want of an image to test with."""
+    assert "no working container runtime among" in text, text
+    assert re.search(rf"{re.escape(f'{run.node}/{OSG_BINARY}')} \([^)]+\): no test image",
+                     text), text
 
 
 def assert_outcome(run: Run, outcome: str) -> None:
@@ -66,9 +94,10 @@ def assert_outcome(run: Run, outcome: str) -> None:
         assert result.metrics["use_singularity"] == "Undefined"
     if outcome == "FAIL":
         assert (result.exit_code, result.failure) == (1, "VO_Config"), result.stdout
-    elif outcome == "REQUIRED":  # no runtime on this machine: no discovery plugin exists yet
+    elif outcome == "REQUIRED":  # a bare node: no runtime can be proven
         assert (result.exit_code, result.failure) == (1, "WN_Resource"), result.stdout
-        assert "REQUIRED" in result.detail and "runtime" in result.detail
+        assert result.detail.startswith("Singularity is REQUIRED but "), result.detail
+        assert_names_every_candidate(run, result.detail)
     else:
         assert (result.exit_code, result.status) == (0, "OK"), result.stdout
     if outcome in ("DISABLE", "FAIL", "REQUIRED"):
@@ -80,8 +109,16 @@ def assert_outcome(run: Run, outcome: str) -> None:
     assert result.config["GWMS_SINGULARITY_STATUS"] == outcome
     reason = result.config["HAS_SINGULARITY_REASON"]
     assert reason == " ".join(reason.split()) and reason
-    assert ("not wanted" if outcome == "NEVER" else "no container runtime") in reason
-    assert {name: result.condor_vars.get(name) for name in PUBLISHED} == VARS_LINES
+    published = {name: row for name, row in result.condor_vars.items() if name != "GLIDEIN_Site"}
+    if outcome == "NEVER":  # nothing looked for, nothing more published
+        assert reason.startswith("containers not wanted: "), reason
+        expected = NEVER_PUBLISHED
+        assert set(published) == set(expected)
+    else:
+        assert_names_every_candidate(run, reason)
+        expected = PREFERRED_PUBLISHED
+    for name, kind in expected.items():
+        assert published[name] == f"{name} {kind} - + N Y +"
     # the lines already there are kept, byte for byte
     assert (run.work_dir / "condor_vars.lst").read_bytes().startswith(run.vars_before)
     assert (run.work_dir / "glidein_config").read_bytes().startswith(run.config_before)
@@ -95,7 +132,7 @@ def table_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
         futures = {
             (frontend, factory): pool.submit(
                 setup_run, base / f"{frontend}-{factory}",
-                {FRONTEND_KEY: frontend, FACTORY_KEY: factory})
+                {FRONTEND_KEY: frontend, FACTORY_KEY: factory}, node=base / "bare-node")
             for frontend, factory in EXPECTED}
         return {cell: future.result() for cell, future in futures.items()}
 
@@ -119,6 +156,11 @@ def test_published_values_parse_as_classads(table_runs: dict[tuple[str, str], Ru
     assert ad["HAS_SINGULARITY"] is False
     assert ad["GWMS_SINGULARITY_STATUS"] == EXPECTED[(frontend, factory)]
     assert isinstance(ad["HAS_SINGULARITY_REASON"], str) and ad["HAS_SINGULARITY_REASON"]
+    if EXPECTED[(frontend, factory)] == "PREFERRED":
+        assert ad["HAS_UNPRIVILEGED_USER_NAMESPACES"] in (
+            "enabled", "disabled", "unavailable", "error")
+        assert isinstance(ad["GLIDEIN_NESTED_CONTAINER"], bool)
+        assert ad["GLIDEIN_NESTED_CONTAINER_REASON"]
 
 
 @pytest.mark.parametrize(("values", "outcome"), [

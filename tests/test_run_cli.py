@@ -1,5 +1,7 @@
-"""The operator commands, run as real processes on this bare machine (no container runtime, no
-GPU plugin): ``glidein-plugins run`` (a dry run, as text or JSON), ``plugins``, ``--version``."""
+"""The operator commands, run as real processes on a bare node (``bare_node_env``: no container
+runtime or image can be found, whatever the machine; no GPU plugin): ``glidein-plugins run`` (a
+dry run, as text or JSON), ``plugins``, ``--version``. The run against a fake runtime is in
+test_runtime_e2e.py."""
 
 from __future__ import annotations
 
@@ -9,12 +11,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import bare_node_env, report_table, run_cli
 
 from glidein_plugins import __version__
+from glidein_plugins.builtin import BUILTINS
 
 SITE = Path(__file__).parent / "data" / "factory" / "site.yaml"
-PUBLISHED = ["HAS_SINGULARITY", "HAS_SINGULARITY_REASON", "GWMS_SINGULARITY_STATUS"]
+# what PREFERRED without a runtime publishes: the reference's names, then the host facts
+PUBLISHED = ["HAS_SINGULARITY", "HAS_SINGULARITY_REASON", "GWMS_SINGULARITY_STATUS",
+             "GLIDEIN_NESTED_CONTAINER", "GLIDEIN_NESTED_CONTAINER_REASON",
+             "HAS_UNPRIVILEGED_USER_NAMESPACES"]
+OSG_BINARY = "oasis.opensciencegrid.org/mis/singularity/bin/singularity"
 
 
 def cli(tmp_path: Path, *args: str, code: int = 0):
@@ -23,39 +30,35 @@ def cli(tmp_path: Path, *args: str, code: int = 0):
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    proc = run_cli(list(args), cwd, env={"TMPDIR": str(tmp)})
+    proc = run_cli(list(args), cwd, env={**bare_node_env(tmp_path / "node"), "TMPDIR": str(tmp)})
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
     return proc
 
 
-def table(text: str, title: str) -> list[list[str]]:
-    """The rows (cells split on runs of 2+ spaces) of the indented table under ``title``."""
-    lines = text.splitlines()
-    start = lines.index(title) + 2  # skip the header row
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("  "):
-            break
-        rows.append(re.split(r"\s{2,}", line.strip()))
-    return rows
-
-
-def test_run_shows_attributes_with_their_plugin_and_why_nothing_was_found(
-        tmp_path: Path) -> None:
+def test_run_shows_every_candidate_and_why_nothing_was_found(tmp_path: Path) -> None:
     out = cli(tmp_path, "run").stdout
     assert "Result:  OK (exit 0)" in out
-    assert re.search(r"^Runtime: none \(no container runtime found", out, re.M)
-    attributes = table(out, "Attributes")
-    assert [row[:3] for row in attributes] == [
-        ["HAS_SINGULARITY", "C", "singularity"],
-        ["HAS_SINGULARITY_REASON", "S", "singularity"],
-        ["GWMS_SINGULARITY_STATUS", "S", "singularity"]]
-    assert (attributes[0][3], attributes[2][3]) == ("False", '"PREFERRED"')
-    trace = {(row[0], row[3]) for row in table(out, "Decision trace")}
-    assert ("runtime", "no container runtime found: no candidate binary was proposed") in trace
-    assert any(phase == "gpu" and "GPUs not looked for" in why for phase, why in trace)
+    assert re.search(r"^Mode:    PREFERRED \(Frontend GLIDEIN_Singularity_Use=PREFERRED", out, re.M)
+    assert re.search(r"^Runtime: none: no working container runtime among the \d+ candidates "
+                     r"below$", out, re.M)
+    candidates = {row[1]: row for row in report_table(out, "Runtime candidates")}
+    osg = candidates[f"{tmp_path / 'node'}/{OSG_BINARY}"]
+    assert osg[3].startswith("rejected: no test image")
+    assert all(row[3].startswith("rejected: ") for row in candidates.values())
+    assert "Images: none usable (see the images decisions in the trace)" in out.splitlines()
+    attributes = report_table(out, "Attributes")
+    assert [row[0] for row in attributes][:len(PUBLISHED)] == PUBLISHED
+    assert {row[2] for row in attributes} == {"singularity"}
+    assert (attributes[0][1:], attributes[2][3]) == (["C", "singularity", "False"],
+                                                     '"PREFERRED"')
+    trace = {(row[0], row[3]) for row in report_table(out, "Decision trace")}
+    assert any(phase == "runtime" and why.startswith("no working container runtime among")
+               for phase, why in trace)
+    assert any(phase == "images" and "no usable image for platforms" in why
+               for phase, why in trace)
+    assert any(phase == "gpu" for phase, _ in trace)  # GPUs: looked for, or why not
 
 
 def run_json(tmp_path: Path, *args: str, code: int = 0) -> dict:
@@ -66,16 +69,23 @@ def test_run_json_says_the_same(tmp_path: Path) -> None:
     report = run_json(tmp_path)
     assert (report["entry"], report["exit_code"], report["failure"]) == ("default", 0, None)
     assert report["mode"]["outcome"] == "PREFERRED"
-    assert report["runtime"] is None and report["rejected_runtimes"] == []
-    assert report["runtime_reason"] == (
-        "no container runtime found: no candidate binary was proposed")
-    assert report["gpus"] == []
-    assert [(a["name"], a["plugin"]) for a in report["attributes"]] == [
-        (name, "singularity") for name in PUBLISHED]
+    assert report["runtime"] is None
+    rejected = {item["path"]: item for item in report["rejected_runtimes"]}
+    osg = rejected[f"{tmp_path / 'node'}/{OSG_BINARY}"]
+    assert osg["source"] and osg["plugin"] == "discovery"
+    assert osg["reason"].startswith("no test image")
+    assert report["runtime_reason"].startswith(
+        f"no working container runtime among {len(rejected)} tried: ")
+    assert (report["images"], report["image"], report["binds"], report["rejected_binds"]) == (
+        [], None, [], [])
+    assert isinstance(report["gpus"], list)
+    names = [a["name"] for a in report["attributes"]]
+    assert names[:len(PUBLISHED)] == PUBLISHED
+    assert {a["plugin"] for a in report["attributes"]} == {"singularity"}
     assert report["metrics"] == {"use_singularity": "False", "singularity_mode": "PREFERRED",
-                                 "attributes": "3"}
+                                 "attributes": str(len(names))}
     phases = [event["phase"] for event in report["trace"]]
-    assert {"mode", "runtime", "gpu"} <= set(phases)
+    assert {"mode", "images", "runtime", "gpu"} <= set(phases)
 
 
 @pytest.mark.parametrize(("sets", "outcome", "code"), [
@@ -92,18 +102,19 @@ def test_run_set_changes_glidein_config_values(tmp_path: Path, sets: list[str], 
     assert (report["failure"] or {}).get("type") == failure
 
 
-@pytest.mark.parametrize(("entry", "outcome", "attributes"), [
-    ("CE_ONE", "REQUIRED", []),  # its section: GLIDEIN_SINGULARITY_REQUIRE=REQUIRED (no runtime)
-    ("CE_TWO", "PREFERRED", []),  # its section disables the singularity plugin
-    ("UNLISTED", "PREFERRED", PUBLISHED),  # the defaults
+@pytest.mark.parametrize(("entry", "outcome", "published"), [
+    ("CE_ONE", "REQUIRED", False),  # its section: GLIDEIN_SINGULARITY_REQUIRE=REQUIRED (no runtime)
+    ("CE_TWO", "PREFERRED", False),  # its section disables the singularity plugin
+    ("UNLISTED", "PREFERRED", True),  # the defaults
 ])
 def test_run_entry_picks_a_section_of_the_config(tmp_path: Path, entry: str, outcome: str,
-                                                 attributes: list[str]) -> None:
+                                                 published: bool) -> None:
     report = run_json(tmp_path, "--config", str(SITE), "--entry", entry,
                       code=1 if outcome == "REQUIRED" else 0)
     assert (report["entry"], report["mode"]["outcome"]) == (entry, outcome)
     assert report["mode"]["factory"] == ("REQUIRED" if entry == "CE_ONE" else "PREFERRED")
-    assert [a["name"] for a in report["attributes"]] == attributes
+    names = [a["name"] for a in report["attributes"]]
+    assert names[:len(PUBLISHED)] == (PUBLISHED if published else [])
 
 
 def test_run_with_a_broken_config_fails_with_where(tmp_path: Path) -> None:
@@ -133,17 +144,29 @@ def test_run_keep_leaves_the_work_dir(tmp_path: Path) -> None:
         shutil.rmtree(kept)
 
 
+BUILTIN_HOOKS = {
+    "mode": "glidein_mode_negotiate",
+    "images": "glidein_image_select, glidein_images_contribute",
+    "discovery": "glidein_runtime_discover",
+    "probe": "glidein_runtime_probe",
+    "binds": "glidein_binds_contribute, glidein_binds_validate",
+    "singularity": "glidein_attributes_contribute",
+}
+
+
 def test_plugins_lists_the_builtins_with_their_hooks(tmp_path: Path) -> None:
     out = cli(tmp_path, "plugins").stdout
-    rows = {row[0]: row for row in table(out, "Registered plugins")}
-    assert rows["mode"] == ["mode", "builtin", "glidein_plugins", "glidein_mode_negotiate"]
-    assert rows["singularity"] == ["singularity", "builtin", "glidein_plugins",
-                                   "glidein_attributes_contribute"]
+    rows = report_table(out, "Registered plugins")
+    assert [row[0] for row in rows] == list(BUILTINS) == list(BUILTIN_HOOKS)
+    for name, source, distribution, hooks in rows:
+        assert (source, distribution, hooks) == ("builtin", "glidein_plugins",
+                                                 BUILTIN_HOOKS[name])
 
 
 def test_plugins_shows_what_an_entry_blocks(tmp_path: Path) -> None:
     out = cli(tmp_path, "plugins", "--config", str(SITE), "--entry", "CE_TWO").stdout
-    assert list(row[0] for row in table(out, "Registered plugins")) == ["mode"]
+    registered = [row[0] for row in report_table(out, "Registered plugins")]
+    assert registered == [name for name in BUILTINS if name != "singularity"]
     assert "Blocked: singularity" in out.splitlines()
 
 

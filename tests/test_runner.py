@@ -20,7 +20,7 @@ from glidein_plugins.context import Context, Deadline
 from glidein_plugins.errors import FailureType
 from glidein_plugins.factory_config import EntryConfig, Setting
 from glidein_plugins.results import Facts, JobRequest
-from glidein_plugins.runner import Runner, SetupReport, Stop
+from glidein_plugins.runner import POLICIES, Runner, SetupReport, Stop
 
 CORE = ("mode", "singularity")
 # built-ins other helpers may add (real runtime or GPU discovery) would make results depend on
@@ -36,8 +36,12 @@ from glidein_plugins import (
     GpuDevice, Image, Library, ModeDecision, RuntimeCandidate, RuntimeProbe, hookimpl)
 """
 
-# a plugin that proposes and proves a runtime, so that every phase runs
+# a plugin that offers an image and proposes and proves a runtime, so that every phase runs
 RUNTIME = """
+@hookimpl
+def glidein_images_contribute():
+    return [Image("rhel8", "/opt/test/el8")]
+
 @hookimpl
 def glidein_runtime_discover():
     return [RuntimeCandidate("/opt/test/bin/apptainer", "test")]
@@ -122,16 +126,23 @@ def test_call_order_is_pluggys(tmp_path, markers):
 
 # -- a plugin that fails ------------------------------------------------------------------------
 
-NON_FATAL_HOOKS = {
+NON_FATAL_HOOKS = {  # hook -> the arguments beyond (context, facts) it takes
+    "glidein_images_contribute": "",
+    "glidein_image_select": "platforms",
     "glidein_runtime_discover": "",
     "glidein_runtime_probe": "candidate",
     "glidein_gpu_detect": "",
     "glidein_libraries_detect": "",
-    "glidein_images_contribute": "",
     "glidein_binds_contribute": "",
-    "glidein_bind_validate": "bind",
+    "glidein_binds_validate": "binds",
     "glidein_attributes_contribute": "",
 }
+
+
+def test_the_isolation_tests_cover_every_setup_hook():
+    setup_hooks = [hook for hook, policy in POLICIES.items()
+                   if policy.phase != "job" and not policy.fatal]
+    assert list(NON_FATAL_HOOKS) == setup_hooks
 
 
 @pytest.mark.parametrize("required", [False, True], ids=["optional", "required"])
@@ -192,6 +203,9 @@ def test_glidein_failure_is_a_veto(tmp_path, hook, failure_type):
     ("glidein_gpu_detect", "", "return 2", "returned int, not an iterable of GpuDevice"),
     ("glidein_binds_contribute", "", "yield Bind('/scratch')\nraise OSError('stale mount')",
      "raised OSError: stale mount"),  # a generator's body runs inside the runner's guard
+    ("glidein_binds_validate", "binds", "return [bind.source for bind in binds]",
+     "returned a str among its results, not BindVerdict"),
+    ("glidein_image_select", "platforms", "return platforms[0]", "returned str, not Image"),
 ])
 def test_a_wrong_result_is_isolated_and_named(tmp_path, hook, args, body, why):
     run = Run(tmp_path, {"a_runtime": RUNTIME, "z_odd": plugin(hook, body, args)}, PREFERRED)
@@ -310,9 +324,11 @@ def fake_runtimes(tmp_path: Path) -> dict[str, str]:
 
 
 def discover(*candidates: tuple[str, int]) -> str:
+    """A discovery plugin proposing ``candidates``; it also offers the image to prove them with."""
     found = ", ".join(f"RuntimeCandidate({path!r}, 'test', {priority})"
                       for path, priority in candidates)
-    return plugin("glidein_runtime_discover", f"return [{found}]")
+    return (plugin("glidein_runtime_discover", f"return [{found}]")
+            + plugin("glidein_images_contribute", "return [Image('rhel9', '/opt/test/el9')]"))
 
 
 def test_candidates_are_probed_by_priority_once_each_until_one_works(tmp_path):
@@ -381,15 +397,39 @@ def test_images_first_contribution_per_platform_wins(tmp_path):
             return next((usable[p] for p in platforms if p in usable), None)""",
                            "facts, platforms"),
     }, PREFERRED)
-    images = {image.platform: (image.uri, image.source) for image in run.report.facts.images}
-    assert images == {"rhel9": ("/cvmfs/vo/el9", "c_vo"), "default": ("/cvmfs/d", "b_site")}
+    images = [(image.platform, image.uri, image.source) for image in run.report.facts.images]
+    assert images == [("rhel9", "/cvmfs/vo/el9", "c_vo"), ("default", "/cvmfs/d", "b_site"),
+                      ("rhel8", "/opt/test/el8", "a_runtime")]
+    # the runner chose the node's default image (platforms: any) with the selecting plugin
+    assert run.report.facts.image == run.report.facts.images[1]
     assert "rhel9: /cvmfs/site/el9 from b_site ignored, /cvmfs/vo/el9 came first" in run.messages()
-    chosen = run.runner.select_image(run.report.facts, ["rhel8", "rhel9", "default"])
+    chosen = run.runner.select_image(run.report.facts, ["rhel7", "rhel9", "default"])
     assert chosen is not None and chosen.uri == "/cvmfs/vo/el9"
     assert run.runner.select_image(run.report.facts, ["rhel6"]) is None
 
 
-def test_binds_deduplicated_by_destination_and_validated(tmp_path):
+# two validators, each judging the whole list at once (and recording what it was given)
+BINDS_CHECK = """
+CALLS = []
+
+@hookimpl
+def glidein_binds_validate(binds):
+    CALLS.append(binds)
+    for bind in binds:
+        if not os.path.exists(bind.source):
+            yield BindVerdict(bind, False, 'source missing on the host')
+        elif bind.destination == '/etc/hosts':
+            yield BindVerdict(bind, True, 'fine by me')
+"""
+BINDS_VETO = """
+@hookimpl
+def glidein_binds_validate(binds):
+    return [BindVerdict(bind, False, 'site policy') for bind in binds
+            if bind.destination in ('/opt', '/etc/hosts')]
+"""
+
+
+def test_binds_deduplicated_by_destination_then_validated_at_once(tmp_path):
     site_data, vo_data, absent = tmp_path / "site-data", tmp_path / "vo-data", tmp_path / "none"
     site_data.mkdir()
     vo_data.mkdir()
@@ -399,19 +439,24 @@ def test_binds_deduplicated_by_destination_and_validated(tmp_path):
                          f"return [Bind({str(site_data)!r}, '/data'), "
                          f"Bind({str(absent)!r}, '/opt')]"),
         "c_vo": plugin("glidein_binds_contribute", f"return [Bind({str(vo_data)!r}, '/data/')]"),
-        "d_check": plugin("glidein_bind_validate", """\
-            if not os.path.exists(bind.source):
-                return BindVerdict(bind, False, 'source missing on the host')
-            return None""", "bind"),
+        "d_check": BINDS_CHECK,
+        "e_veto": BINDS_VETO,
     }, PREFERRED)
     facts = run.report.facts
     # c_vo is called before b_site: its /data/ (the same destination as /data) wins
-    assert [(b.source, b.destination, b.origin) for b in facts.binds] == [
-        (str(vo_data), "/data/", "c_vo"), ("/etc/hosts", "/etc/hosts", "a_runtime")]
+    offered = [(str(vo_data), "/data/", "c_vo"), (str(absent), "/opt", "b_site"),
+               ("/etc/hosts", "/etc/hosts", "a_runtime")]
     assert f"{site_data} -> /data (b_site) dropped: {vo_data} (c_vo) binds there first" in \
         run.messages()
-    assert [(v.bind.source, v.ok, v.reason, v.plugin) for v in facts.rejected_binds] == [
-        (str(absent), False, "d_check: source missing on the host", "d_check")]
+    # d_check got every de-duplicated bind in one call
+    calls = run.plugins.manager.get_plugin("d_check").CALLS
+    assert [[(b.source, b.destination, b.origin) for b in binds] for binds in calls] == [offered]
+    assert [(b.source, b.destination, b.origin) for b in facts.binds] == offered[:1]
+    # one refusal drops a bind whatever others say; every refusal's reason is kept, in call order
+    assert [(v.bind.destination, v.ok, v.reason, v.plugin) for v in facts.rejected_binds] == [
+        ("/opt", False, "e_veto: site policy; d_check: source missing on the host", "e_veto"),
+        ("/etc/hosts", False, "e_veto: site policy", "e_veto")]
+    assert "dropped /etc/hosts -> /etc/hosts: e_veto: site policy" in run.messages()
 
 
 def test_gpus_deduplicated_by_uuid(tmp_path):
@@ -453,36 +498,83 @@ def test_job_launch(tmp_path, body, outcome):
         assert (invocation.argv if invocation else None) == outcome
 
 
-# -- tracing ------------------------------------------------------------------------------------
+# -- tracing and the phase order ----------------------------------------------------------------
 
+# a plugin with every setup hook: each call is traced, so the trace shows the phase order
 TRACED = """
 @hookimpl
 def glidein_mode_negotiate():
     return None
 
 @hookimpl
+def glidein_images_contribute():
+    return [Image('rhel9', '/opt/traced/el9')]
+
+@hookimpl
+def glidein_image_select(facts, platforms):
+    return facts.images[0] if facts.images else None
+
+@hookimpl
+def glidein_runtime_discover():
+    return [RuntimeCandidate('/opt/traced/apptainer', 'traced')]
+
+@hookimpl
+def glidein_runtime_probe(candidate):
+    return RuntimeProbe(candidate, True, version='1.3.4', privilege='unprivileged')
+
+@hookimpl
 def glidein_gpu_detect():
     raise RuntimeError('no driver')
+
+@hookimpl
+def glidein_libraries_detect():
+    return []
+
+@hookimpl
+def glidein_binds_contribute():
+    return [Bind('/etc/hosts')]
+
+@hookimpl
+def glidein_binds_validate(binds):
+    return []
 
 @hookimpl
 def glidein_attributes_contribute():
     return [Attribute.string('TRACED', 'yes')]
 """
-# the calls it leads to, in order, with the core built-ins (mode DISABLE: no runtime phases)
-TRACED_CALLS = [
-    ("glidein_mode_negotiate", "traced"), ("glidein_mode_negotiate", "mode"),
-    ("glidein_gpu_detect", "traced"),
-    ("glidein_attributes_contribute", "traced"), ("glidein_attributes_contribute", "singularity"),
-]
+# the calls it leads to, in order, with the core built-ins
+NEGOTIATE = [("glidein_mode_negotiate", "traced"), ("glidein_mode_negotiate", "mode")]
+DEVICES = [("glidein_gpu_detect", "traced"), ("glidein_libraries_detect", "traced")]
+ADVERTISE = [("glidein_attributes_contribute", "traced"),
+             ("glidein_attributes_contribute", "singularity")]
+PHASE_ORDER = {
+    # containers wanted: images (the runtime is proven with one), runtime, devices, binds
+    PREFERRED: [*NEGOTIATE,
+                ("glidein_images_contribute", "traced"), ("glidein_image_select", "traced"),
+                ("glidein_runtime_discover", "traced"), ("glidein_runtime_probe", "traced"),
+                *DEVICES,
+                ("glidein_binds_contribute", "traced"), ("glidein_binds_validate", "traced"),
+                *ADVERTISE],
+    # not wanted: no image, runtime or bind hook is called
+    "GLIDEIN_Singularity_Use NEVER\n": [*NEGOTIATE, *DEVICES, *ADVERTISE],
+    "": [*NEGOTIATE, *DEVICES, *ADVERTISE],  # DISABLE
+}
 
 
-def test_a_tracer_gets_one_line_per_hook_call(tmp_path):
+@pytest.mark.parametrize("config", PHASE_ORDER, ids=["PREFERRED", "NEVER", "DISABLE"])
+def test_a_tracer_gets_one_line_per_hook_call_in_phase_order(tmp_path, config):
     out = io.StringIO()
-    Run(tmp_path, {"traced": TRACED}, tracer=out)
-    calls = [tuple(line.split()[1:3]) for line in out.getvalue().splitlines()]
-    assert calls == TRACED_CALLS
-    assert all(line.startswith("[trace] ") for line in out.getvalue().splitlines())
+    run = Run(tmp_path, {"traced": TRACED}, config, tracer=out)
+    lines = out.getvalue().splitlines()
+    assert [tuple(line.split()[1:3]) for line in lines] == PHASE_ORDER[config]
+    assert all(line.startswith("[trace] ") for line in lines)
     assert "raised RuntimeError: no driver" in out.getvalue()
+    assert run.attributes["TRACED"] == "yes"
+    if config == PREFERRED:  # every phase used what the one before decided
+        facts = run.report.facts
+        assert facts.image is not None and facts.image.uri == "/opt/traced/el9"
+        assert facts.runtime is not None and [b.source for b in facts.binds] == ["/etc/hosts"]
+        assert run.attributes["HAS_SINGULARITY"] == "True"
 
 
 @pytest.mark.parametrize("value, traced", [("1", True), ("0", False), ("", False)])
@@ -498,8 +590,8 @@ def test_trace_env_var_prints_each_call_to_stderr(tmp_path, value, traced):
                         "GLIDEIN_PLUGINS_DISABLE": ",".join(OTHER_BUILTINS)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("[trace] ")]
-    if traced:
-        assert [tuple(line.split()[1:3]) for line in lines] == TRACED_CALLS
+    if traced:  # no GLIDEIN_Singularity_Use: DISABLE
+        assert [tuple(line.split()[1:3]) for line in lines] == PHASE_ORDER[""]
     else:
         assert lines == []
     assert "TRACED yes" in (work / "glidein_config").read_text()

@@ -1,5 +1,6 @@
 """``glidein-plugins setup glidein_config ID`` as a GlideinWMS custom script: how it is called,
-what it leaves in the work dir, and how it treats what other scripts left there."""
+what it leaves in the work dir, and how it treats what other scripts left there. Every run is on
+a bare node (``bare_node_env``: no runtime or image can be found, whatever the machine)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import GlideinResult, glidein_result, make_work_dir, run_cli
+from conftest import GlideinResult, bare_node_env, glidein_result, make_work_dir, run_cli
 
 DATA = Path(__file__).parent / "data" / "factory"
 NEVER = {"GLIDEIN_Singularity_Use": "NEVER"}  # a mode that advertises attributes
@@ -18,8 +19,9 @@ WORK_FILES = ["condor_vars.lst", "glidein_config", "glidein_config.history", "ot
 
 def setup(work_dir: Path, *args: str, script_id: str = "entry",
           env: dict[str, str] | None = None) -> GlideinResult:
-    return glidein_result(run_cli(["setup", "glidein_config", script_id, *args], work_dir, env),
-                          work_dir)
+    environ = {**bare_node_env(work_dir.parent / "bare-node"), **(env or {})}
+    return glidein_result(
+        run_cli(["setup", "glidein_config", script_id, *args], work_dir, environ), work_dir)
 
 
 def lines_of(path: Path, name: str) -> list[str]:
@@ -39,8 +41,9 @@ def test_runs_as_glidein_startup_runs_a_script(tmp_path: Path, script_id: str) -
 
 def test_an_absolute_glidein_config_path_works_too(tmp_path: Path) -> None:
     work = make_work_dir(tmp_path / "work", NEVER)
-    result = glidein_result(run_cli(["setup", str(work / "glidein_config"), "entry"], work),
-                            work)
+    proc = run_cli(["setup", str(work / "glidein_config"), "entry"], work,
+                   bare_node_env(tmp_path / "bare-node"))
+    result = glidein_result(proc, work)
     assert (result.exit_code, result.config["GWMS_SINGULARITY_STATUS"]) == (0, "NEVER")
 
 
@@ -112,9 +115,10 @@ def test_the_entry_section_is_picked_by_glidein_entry_name(tmp_path: Path, how: 
                  ([], {"GLIDEIN_PLUGINS_CONFIG_DIR": str(configs)}))
     result = setup(work, *args, env=env)
     # CE_ONE's section sets GLIDEIN_SINGULARITY_REQUIRE=REQUIRED: OPTIONAL x REQUIRED = REQUIRED,
-    # and this machine has no runtime
+    # and this bare node has no runtime
     assert (result.exit_code, result.failure) == (1, "WN_Resource")
     assert result.metrics["singularity_mode"] == "REQUIRED"
+    assert "Singularity is REQUIRED but no working container runtime among" in result.detail
 
 
 def del_line(path: Path, key: str) -> None:
