@@ -82,7 +82,7 @@ def assert_names_every_candidate(run: Run, text: str) -> None:
     """The real discovery proposed the OSG binary (rebased on the empty CVMFS_MOUNT_DIR) and
     rejected it, like every other candidate, for want of an image to test with."""
     assert "no working container runtime among" in text, text
-    assert re.search(rf"{re.escape(f'{run.node}/{OSG_BINARY}')} \([^)]+\): no test image",
+    assert re.search(rf"{re.escape(f'{run.node}/{OSG_BINARY}')} \([^)]+\): .*does not exist",
                      text), text
 
 

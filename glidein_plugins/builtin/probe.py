@@ -265,6 +265,9 @@ class _Prober:
         version, full, flavour, why = self.versions()
         if why:
             return self.reject(why)
+        if not self.image:
+            return self.reject("no test image: no usable image for this node's platforms, and "
+                               "no probe test_image setting", version, full, flavour)
         contain = not self.nested
         features = {"nested": bool(self.nested), "contain": contain, "pid_namespaces": contain}
         reasons = {"nested": self.nested}
@@ -359,9 +362,6 @@ def glidein_runtime_probe(context: Context, facts: Facts,
                           candidate: RuntimeCandidate) -> RuntimeProbe:
     settings = {**SETTINGS, **context.settings("probe")}
     image = str(settings["test_image"]) or (facts.image.uri if facts.image else "")
-    if not image:
-        return RuntimeProbe(candidate, False, "no test image: no usable image for this node's "
-                            "platforms, and no probe test_image setting")
     key = _cache_key(candidate, image, settings, context.environ)
     ttl = float(settings["cache_ttl"])
     cached = _cached(context, key, ttl) if ttl > 0 else None
