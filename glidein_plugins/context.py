@@ -60,6 +60,7 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     trace: list[TraceEvent] = field(default_factory=list)
     _trace_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _state: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def entry_name(self) -> str:
@@ -83,6 +84,11 @@ class Context:
     def settings(self, plugin: str | None = None) -> dict[str, Any]:
         """The entry's settings for ``plugin`` (default: the plugin calling)."""
         return self.entry.plugin_settings(plugin or CURRENT_CALL.get()[1])
+
+    def state(self, plugin: str | None = None) -> dict[str, Any]:
+        """A dict private to ``plugin`` (default: the plugin calling) for this run: what one of
+        its hooks learns for a later one (facts carry results, not a plugin's own notes)."""
+        return self._state.setdefault(plugin or CURRENT_CALL.get()[1], {})
 
     def timeout_for(self, timeout: float) -> float:
         """``timeout`` capped so that a command ends ``SLACK`` s (at most a tenth of what is

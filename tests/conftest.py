@@ -178,6 +178,9 @@ RUNTIME_ENV_KEYS = (
     "FAKE_RUNTIME_VERSION", "FAKE_RUNTIME_MODE", "FAKE_RUNTIME_FAIL", "FAKE_RUNTIME_DELAY",
     "FAKE_STAT_HANG",
 )
+# the built-in ``gpus`` plugin blocked: what the real machine's GPUs are never enters a container
+# test (a test setting GLIDEIN_PLUGINS_DISABLE itself names ``gpus`` too)
+NO_GPU_DETECTION = {"GLIDEIN_PLUGINS_DISABLE": "gpus"}
 
 
 def _shell_quote(text: str) -> str:
@@ -192,7 +195,9 @@ class FakeBin:
     every behaviour) at ``directory/name``; ``install_stat`` puts the stale-mount ``stat`` in
     the bin dir; ``env`` is the environment a test runs the package with: PATH is
     ``<bin dir>:/usr/bin:/bin``, the runtime variables of ``RUNTIME_ENV_KEYS`` are blanked
-    unless given, ``FAKE_RUNTIME_LOG`` names ``log``; ``calls`` reads that log back.
+    unless given, ``FAKE_RUNTIME_LOG`` names ``log``, GPU detection is off (``NO_GPU_DETECTION``:
+    these are the container tests; the GPU tests make their own node); ``calls`` reads that log
+    back.
     """
 
     dir: Path
@@ -235,7 +240,8 @@ class FakeBin:
     def env(self, **values: str) -> dict[str, str]:
         """The environment for a run against the fakes (``values`` set or replace keys)."""
         environ = {key: "" for key in RUNTIME_ENV_KEYS}
-        environ.update(PATH=f"{self.dir}:{SAFE_PATH}", FAKE_RUNTIME_LOG=str(self.log))
+        environ.update(PATH=f"{self.dir}:{SAFE_PATH}", FAKE_RUNTIME_LOG=str(self.log),
+                       **NO_GPU_DETECTION)
         environ.update(values)
         return environ
 
@@ -318,8 +324,9 @@ def fake_cvmfs(tmp_path: Path, fake_bin_dir: FakeBin) -> FakeCvmfs:
 def bare_node_env(root: Path) -> dict[str, str]:
     """The environment of a node with no container runtime and no image, whatever machine runs
     the tests: PATH is the system directories (plus the empty ``root``), ``CVMFS_MOUNT_DIR`` the
-    empty ``root``, every other runtime input of ``RUNTIME_ENV_KEYS`` blank. A real
-    ``/usr/bin/apptainer`` may still be proposed, but no image exists to prove it with."""
+    empty ``root``, every other runtime input of ``RUNTIME_ENV_KEYS`` blank, GPU detection off
+    (``NO_GPU_DETECTION``). A real ``/usr/bin/apptainer`` may still be proposed, but no image
+    exists to prove it with."""
     root.mkdir(parents=True, exist_ok=True)
     return FakeBin(root, root.parent / f"{root.name}.log").env(CVMFS_MOUNT_DIR=str(root))
 

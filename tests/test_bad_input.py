@@ -185,7 +185,7 @@ def test_unknown_required_plugin_fails_naming_it(work_dir: Path, tmp_path: Path)
 
 
 def test_disabling_the_mode_plugin_is_a_config_failure(work_dir: Path) -> None:
-    result = setup(work_dir, env={"GLIDEIN_PLUGINS_DISABLE": "mode"})
+    result = setup(work_dir, env={"GLIDEIN_PLUGINS_DISABLE": "mode,gpus"})
     assert_config_failure(result, "no plugin decided the Singularity mode")
 
 

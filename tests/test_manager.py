@@ -120,8 +120,9 @@ def test_every_build_makes_a_fresh_manager(tmp_path):
             return []
 
     first.manager.register(Extra(), name="extra")
-    assert hook_plugins(first, "glidein_libraries_detect") == ["extra"]
-    assert hook_plugins(second, "glidein_libraries_detect") == []
+    # the built-in gpus is registered in each build, and called last (trylast)
+    assert hook_plugins(first, "glidein_libraries_detect") == ["extra", "gpus"]
+    assert hook_plugins(second, "glidein_libraries_detect") == ["gpus"]
     assert manager.build(entry(), {}).manager.get_plugin("sample_vo") is None
 
 
@@ -340,4 +341,4 @@ def test_required_changes_what_a_failure_means_not_the_call_order(tmp_path):
     orders = [hook_plugins(manager.build(entry(directories=(str(tmp_path),), required=req), {}),
                            "glidein_libraries_detect")
               for req in ((), ("a_first",), ("b_second",), ("b_second", "a_first"))]
-    assert orders == [["b_second", "a_first"]] * 4
+    assert orders == [["b_second", "a_first", "gpus"]] * 4  # the built-in: trylast

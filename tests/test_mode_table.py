@@ -5,7 +5,8 @@ glidein_config values and condor_vars.lst lines (whose values HTCondor's parser 
 
 Every run is on a bare node (``bare_node_env``): the real built-in discovery looks for a runtime
 and finds none it can prove, whatever machine runs the tests, so PREFERRED falls back to
-``HAS_SINGULARITY=False`` and REQUIRED fails, each naming every candidate tried."""
+``HAS_SINGULARITY=False`` and REQUIRED fails, each naming every candidate tried. No GPU is
+looked for there (the ``gpus`` plugin is blocked): what is published is the mode's alone."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """End to end on a node with fake runtimes (``tests/fakes/apptainer``) and a fake CVMFS tree:
 ``glidein-plugins setup`` and ``glidein-plugins run`` as real processes, with the real built-in
 plugins (discovery, probe, images, binds, singularity), judged by what they leave behind: the
-result XML, glidein_config and condor_vars.lst, whose values HTCondor's own parser evaluates."""
+result XML, glidein_config and condor_vars.lst, whose values HTCondor's own parser evaluates.
+GPU detection is off (``FakeBin.env``): what is published is the container protocol's alone."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """``glidein-plugins setup glidein_config ID`` as a GlideinWMS custom script: how it is called,
 what it leaves in the work dir, and how it treats what other scripts left there. Every run is on
-a bare node (``bare_node_env``: no runtime or image can be found, whatever the machine)."""
+a bare node (``bare_node_env``: no runtime or image can be found, whatever the machine, and no
+GPU is looked for: what is published here is the Singularity protocol's alone)."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def del_line(path: Path, key: str) -> None:
 def test_a_disabled_singularity_plugin_publishes_nothing(tmp_path: Path, how: str) -> None:
     work = make_work_dir(tmp_path / "work", {**NEVER, "GLIDEIN_Entry_Name": "CE_TWO"})
     before = (work / "glidein_config").read_bytes()
-    result = (setup(work, env={"GLIDEIN_PLUGINS_DISABLE": "singularity"})
+    result = (setup(work, env={"GLIDEIN_PLUGINS_DISABLE": "singularity,gpus"})
               if how == "environment" else setup(work, "--config", str(DATA / "site.yaml")))
     assert (result.exit_code, result.metrics["attributes"]) == (0, "0")
     assert result.metrics["singularity_mode"] == "NEVER"
