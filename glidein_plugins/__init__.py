@@ -3,48 +3,73 @@
 The public API for VO plugin authors: the ``hookimpl`` marker, the typed results, the
 ``Context`` every hook receives, and ``GlideinFailure`` to veto a node. See
 ``glidein_plugins.hookspecs`` for the hooks.
+
+Every name is imported on first use (PEP 562): the job wrapper imports
+``glidein_plugins.launch`` for every job, and must not pay for pluggy, YAML or the typed results
+it does not use. ``from glidein_plugins import hookimpl, Attribute`` works as usual.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import pluggy
-
 from glidein_plugins._version import __version__
-from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.hookspecs import PROJECT
-from glidein_plugins.results import (
-    Attribute,
-    AttrType,
-    Bind,
-    BindVerdict,
-    ContainerInvocation,
-    Facts,
-    GpuDevice,
-    Image,
-    JobRequest,
-    Library,
-    Mode,
-    ModeDecision,
-    RuntimeCandidate,
-    RuntimeProbe,
-    flag,
-)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    import pluggy
+
     from glidein_plugins.context import Context
+    from glidein_plugins.errors import FailureType, GlideinFailure
+    from glidein_plugins.results import (
+        Attribute,
+        AttrType,
+        Bind,
+        BindVerdict,
+        ContainerInvocation,
+        Facts,
+        GpuDevice,
+        Image,
+        JobRequest,
+        Library,
+        Mode,
+        ModeDecision,
+        RuntimeCandidate,
+        RuntimeProbe,
+        flag,
+    )
 
-hookimpl = pluggy.HookimplMarker(PROJECT)
+    hookimpl: pluggy.HookimplMarker
+
+# name -> the module that defines it ("" for hookimpl, made here)
+_LAZY = {
+    "Context": "glidein_plugins.context",
+    "FailureType": "glidein_plugins.errors",
+    "GlideinFailure": "glidein_plugins.errors",
+    **{name: "glidein_plugins.results" for name in (
+        "AttrType", "Attribute", "Bind", "BindVerdict", "ContainerInvocation", "Facts",
+        "GpuDevice", "Image", "JobRequest", "Library", "Mode", "ModeDecision",
+        "RuntimeCandidate", "RuntimeProbe", "flag")},
+    "hookimpl": "",
+}
 
 
-def __getattr__(name: str) -> Any:
-    """``Context`` is imported on first use: it brings in YAML and the command runner."""
-    if name == "Context":
-        from glidein_plugins.context import Context  # noqa: PLC0415 - lazy on purpose
+def __getattr__(name: str) -> object:
+    """Import a public name on first use, and keep it in the module's namespace."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - lazy on purpose
 
-        return Context
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "hookimpl":
+        pluggy_module = importlib.import_module("pluggy")
+        hookspecs = importlib.import_module("glidein_plugins.hookspecs")
+        value: object = pluggy_module.HookimplMarker(hookspecs.PROJECT)
+    else:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -14,13 +14,10 @@ A platform list is comma-separated, most preferred first; ``any`` accepts every 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
-from glidein_plugins.errors import InputError
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (job start imports this)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from glidein_plugins.context import Context
 
 ANY = "any"
@@ -35,7 +32,8 @@ LEGACY_KEYS = (  # legacy variable -> the platform it overrides
     ("SINGULARITY_IMAGE_DEFAULT", "default"),
 )
 _BREAKS_LINE = "\n\r\0"
-_REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # docker://, oras://, https://, ...
+_SCHEME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = _SCHEME_START | frozenset("0123456789+.-")
 
 
 def parse_dict(text: str, where: str = "") -> list[tuple[str, str]]:
@@ -43,6 +41,8 @@ def parse_dict(text: str, where: str = "") -> list[tuple[str, str]]:
 
     Raises InputError (naming ``where``) for a newline or NUL, or an item without a key.
     """
+    from glidein_plugins.errors import InputError  # noqa: PLC0415 - job start needs no enum
+
     if any(char in text for char in _BREAKS_LINE):
         raise InputError(where, "the images dict holds a newline or NUL")
     found: dict[str, str] = {}
@@ -104,7 +104,9 @@ def preference(entry_os: Sequence[str], job_os: Sequence[str]) -> list[str]:
 
 def is_remote(uri: str) -> bool:
     """True for a registry or web URI (``docker://``, ``oras://``, ``https://`` ...)."""
-    return bool(_REMOTE.match(uri))
+    scheme, separator, _ = uri.partition("://")  # docker://, oras://, https://, ...
+    return bool(separator) and scheme[:1] in _SCHEME_START and all(
+        char in _SCHEME_CHARS for char in scheme)
 
 
 def rebase_cvmfs(path: str, cvmfs_root: str) -> str:

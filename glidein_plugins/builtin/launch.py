@@ -1,0 +1,118 @@
+"""Built-in plugin ``launch``: the container command line for a job (``glidein_job_launch``).
+
+It applies ``glidein_plugins.launch.build`` (every rule is in that module's docstring), ``trylast``
+so that a VO plugin implementing the hook is asked first. It needs the setup state: the one in
+``context.state("launch")["setup_state"]`` when the caller put it there, else the file named by
+``GLIDEIN_PLUGINS_STATE`` (the environment, else the machine ad). When the job cannot start in a
+container it returns None, with the reason in the trace: the caller then asks ``launch.build``
+for the refusal (its reason, and whether the job may run on the host).
+
+The job wrapper calls ``launch.build`` directly (without pluggy) unless the state lists other
+plugins implementing ``glidein_job_launch``.
+
+Settings (``settings: {launch: {...}}``; checked at setup, a wrong one is a ``Config`` failure
+naming ``file:line`` and the key), kept in the setup state for job start:
+
+========================  ========  ==========================================================
+``pid_namespaces``        true      use ``--pid`` where the probe found it works
+``extra_options``         []        more runtime options (strings), before ``--bind``
+``check_timeout``         20        seconds for each check at job start (a job's image, CVMFS)
+``failure_delay``         600       seconds the wrapper waits before failing a job (black hole)
+``plugin_budget``         60        seconds the job plugins may take when the state lists them
+``native``                false     HTCondor launches the container (no wrapper)
+========================  ========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from glidein_plugins import hookimpl, launch, setup_state
+from glidein_plugins.context import Context
+from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.factory_config import EntryConfig
+from glidein_plugins.results import ContainerInvocation, JobRequest
+
+PLUGIN = "launch"
+SETTINGS: dict[str, Any] = {
+    "pid_namespaces": True,
+    "extra_options": [],
+    "check_timeout": 20.0,
+    "failure_delay": 600.0,
+    "plugin_budget": 60.0,
+    "native": False,
+}
+STATE_KEY = "setup_state"  # context.state("launch")[STATE_KEY]: a loaded SetupState
+
+
+def _positive(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pid_namespaces": (lambda value: isinstance(value, bool), "true or false"),
+    "native": (lambda value: isinstance(value, bool), "true or false"),
+    "extra_options": (lambda value: isinstance(value, list) and all(
+        isinstance(item, str) and item.startswith("-") for item in value),
+        "a list of runtime options (strings starting with '-')"),
+    "check_timeout": (_positive, "a positive number of seconds"),
+    "plugin_budget": (_positive, "a positive number of seconds"),
+    "failure_delay": (lambda value: value == 0 or _positive(value),
+                      "a number of seconds (0 or more)"),
+}
+
+
+def settings(entry: EntryConfig) -> dict[str, Any]:
+    """The entry's ``launch`` settings over the defaults.
+
+    Raises GlideinFailure (``Config``) naming the file, line and key of a wrong one.
+    """
+    values = {key: (list(value) if isinstance(value, list) else value)
+              for key, value in SETTINGS.items()}
+    for key, setting in entry.settings.get(PLUGIN, {}).items():
+        where = f"{setting.where}: settings.{PLUGIN}.{key}"
+        if key not in SETTINGS:
+            raise GlideinFailure(FailureType.CONFIG, f"{where}: unknown setting (expected one "
+                                                     f"of: {', '.join(SETTINGS)})")
+        check, expected = _CHECKS[key]
+        if not check(setting.value):
+            raise GlideinFailure(FailureType.CONFIG,
+                                 f"{where}: expected {expected}, got {setting.value!r}")
+        values[key] = setting.value
+    return values
+
+
+def state_for(context: Context, machine_ad: Mapping[str, str]) -> setup_state.SetupState:
+    """The setup state: the caller's (``context.state("launch")``), else the file."""
+    kept = context.state(PLUGIN).get(STATE_KEY)
+    if isinstance(kept, setup_state.SetupState):
+        return kept
+    path = setup_state.locate(context.environ, launch.as_ad(machine_ad))
+    if not path:
+        raise GlideinFailure(FailureType.CONFIG, f"no setup state: {setup_state.ATTRIBUTE} is "
+                                                 "set neither in the environment nor in the "
+                                                 "machine ad")
+    try:
+        state = setup_state.load(path)
+    except ValueError as exc:
+        raise GlideinFailure(FailureType.CONFIG, str(exc)) from None
+    context.state(PLUGIN)[STATE_KEY] = state
+    return state
+
+
+@hookimpl(trylast=True)
+def glidein_job_launch(context: Context, job: JobRequest) -> ContainerInvocation | None:
+    built = launch.build(state_for(context, job.machine_ad), job, context.environ)
+    for warning in built.warnings:
+        context.note(warning, "warning")
+    for note in built.notes:
+        context.note(note)
+    if isinstance(built, launch.Refusal):
+        context.note(f"no container: {built.reason}"
+                     + (" (the job may run on the host)" if built.fallback_to_host else ""),
+                     "warning")
+        return None
+    return ContainerInvocation(built.argv, built.env, built.image, "; ".join(built.notes))
