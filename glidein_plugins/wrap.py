@@ -1,0 +1,645 @@
+"""The job wrapper's Python part: how one job starts, decided at job start.
+
+``hooks/glidein_plugins_wrapper.sh`` (the USER_JOB_WRAPPER, or a fragment of GlideinWMS's
+``condor_job_wrapper.sh``) runs ``python3 -I -S -c BOOT STATE WRAPPER PKG_DIR JOB ARGS...`` and
+``eval``s what ``hook`` prints (the runtime is then ``exec``ed by the wrapper's own process, the
+one HTCondor signals); ``glidein-plugins wrap -- JOB ARGS...`` decides the same way and
+``execve``s the result itself. For one job:
+
+1. the setup state (``GLIDEIN_PLUGINS_STATE``, else that attribute of the machine ad; none
+   means setup wanted no container: the job runs as it is), the job and machine ads
+   (``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
+2. HTCondor starting the container itself (HTCondor >= 8.8.2 hands a USER_JOB_WRAPPER the whole
+   ``apptainer|singularity [global options] exec ... IMAGE JOB...`` line): never wrapped again,
+   only corrected for what the probe found (``-C``/``--containall`` become what this node can
+   do of them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID namespaces fail);
+   in native mode (``GLIDEIN_CONTAINER_LAUNCH=native``) a job HTCondor started no container
+   for runs as it is;
+3. the invocation: ``launch.build``, or, only when the state lists plugins implementing
+   ``glidein_job_launch`` (``job_hooks``), the entry's plugins through the ``Runner`` (VO
+   plugins are asked before the built-in ``launch``, and may refuse the job by raising; pluggy
+   and YAML are imported then, never otherwise);
+4. the initial check, outside: the image and the job's ``CVMFSReposList`` repositories
+   readable, in a forked child killed after the ``check_timeout`` launch setting (a stale CVMFS
+   mount hangs ``stat`` in the kernel);
+5. a copy of the whole wrapper in the sandbox, ``.glidein_plugins/<its name>``, run again
+   inside as ``/bin/sh .glidein_plugins/<name> JOB ARGS...`` (relative to ``--pwd /srv``)
+   with ``GWMS_SINGULARITY_REEXEC=1``: the shell does the final setup there (``HOME=/srv``,
+   ``TMP``/``TMPDIR``/``TEMP`` unset, then the scripts named in ``GLIDEIN_PLUGINS_INSIDE``,
+   which a VO plugin may put in the invocation's environment), so the fragments before and
+   after this one run inside as they do without containers.
+
+A refusal (a forbidden image, no runtime, no image for the job's OS) or a failed check falls
+back to the host only with PREFERRED, for a job that did not ask for an image; anything else
+is a failure: one line in ``$_CONDOR_WRAPPER_ERROR_FILE`` (HTCondor makes it the hold reason;
+several lines break it), the job attribute ``JobWrapperFailure`` set with ``condor_chirp`` when
+there is one (bounded), the ``failure_delay`` launch setting (600 s by default: a broken node
+must not eat the queue), and exit code ``REPORTED``.
+
+Every job pays for this module: it imports only ``os`` and ``sys`` itself, and what it uses
+(``launch``, ``setup_state``, ``job_ad``) stays off ``re``, ``dataclasses``, ``subprocess`` and
+``typing``, whose imports cost more than starting the interpreter (``benchmarks/``). The
+check forks rather than running ``stat`` through ``subprocess`` (``paths.inspect``) for the
+same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from glidein_plugins.job_ad import Ad
+    from glidein_plugins.launch import Invocation, JobRequest, Refusal
+    from glidein_plugins.setup_state import SetupState
+
+LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers
+DELAY_VAR = "GLIDEIN_PLUGINS_FAILURE_DELAY"  # the delay when there is no state to say it
+ERROR_FILE_VAR = "_CONDOR_WRAPPER_ERROR_FILE"
+TRACE_VAR = "GLIDEIN_PLUGINS_TRACE"  # print the decisions too, not only the warnings
+COPY_DIR = ".glidein_plugins"  # in the job sandbox: the wrapper's copy for the second pass
+REPORTED = 86  # exit code: the failure was reported (error file, chirp, delay)
+DEFAULT_DELAY = 600.0
+DEFAULT_CHECK_TIMEOUT = 20.0
+DEFAULT_PLUGIN_BUDGET = 60.0
+CHIRP_TIMEOUT = 30.0
+MESSAGE_LIMIT = 1000
+RUNTIME_NAMES = ("apptainer", "singularity")
+# the second pass when no wrapper script is given (``glidein-plugins wrap`` used directly)
+INNER_SCRIPT = 'HOME=/srv; export HOME; unset TMP TMPDIR TEMP; exec "$@"'
+
+# apptainer/singularity ``exec`` options taking a value as the next argument
+_VALUE_OPTIONS = frozenset((
+    "-B", "--bind", "-H", "--home", "--pwd", "--cwd", "-S", "--scratch", "-W", "--workdir",
+    "--env", "--env-file", "--mount", "-o", "--overlay", "--security", "--app", "--network",
+    "--network-args", "--hostname", "--dns", "--fusemount", "--drop-caps", "--add-caps",
+    "--no-mount", "--apply-cgroups", "--pem-path", "--docker-host", "--authfile",
+    "--cpu-shares", "--cpus", "--cpuset-cpus", "--cpuset-mems", "--memory",
+    "--memory-reservation", "--memory-swap", "--blkio-weight", "--blkio-weight-device",
+    "--pids-limit",
+))
+_GLOBAL_VALUE_OPTIONS = frozenset(("-c", "--config"))  # before the subcommand
+_CONTAIN_ALL = ("-C", "--containall")  # --contain --cleanenv --ipc --pid
+
+
+class WrapFailure(Exception):
+    """The job must not start, because of ``message``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Plan:
+    """What happens next: ``exec`` ``argv`` (the runtime: ``container``), or go on with
+    ``argv`` (the wrapper's remaining fragments, then the job); ``env``: the whole environment
+    for it (None: unchanged); ``warnings`` go to stderr, ``notes`` too when tracing."""
+
+    __slots__ = ("argv", "container", "env", "notes", "warnings")
+
+    def __init__(self, argv: Sequence[str], container: bool = False,
+                 env: Mapping[str, str] | None = None, warnings: Iterable[str] = (),
+                 notes: Iterable[str] = ()) -> None:
+        self.argv = tuple(argv)
+        self.container = container
+        self.env = None if env is None else dict(env)
+        self.warnings = list(warnings)
+        self.notes = list(notes)
+
+    def shell(self, environ: Mapping[str, str]) -> bytes:
+        """The plan as POSIX shell commands, for ``eval`` by a shell whose environment is
+        ``environ``: every value and argument one single-quoted word. A variable whose name
+        the shell cannot take (``A.B``) is passed on unchanged."""
+        lines = []
+        if self.env is not None:
+            lines += [b"unset " + name.encode() for name in environ
+                      if name not in self.env and _is_name(name)]
+            lines += [b"export " + name.encode() + b"=" + _quote(value)
+                      for name, value in self.env.items()
+                      if environ.get(name) != value and _is_name(name)]
+        words = b" ".join(_quote(arg) for arg in self.argv)
+        lines.append((b"exec " if self.container else b"set -- ") + words)
+        return b"\n".join(lines) + b"\n"
+
+
+def _quote(text: str) -> bytes:
+    """``text`` as one single-quoted shell word (bytes: an argument need not be UTF-8)."""
+    return b"'" + _bytes(text).replace(b"'", b"'\\''") + b"'"
+
+
+def _bytes(text: str) -> bytes:
+    """``text`` as the bytes it came from (argv and environment are bytes on POSIX). PyPy 3.9
+    in the C locale decodes them as UTF-8 but has an ASCII filesystem encoding: UTF-8 then."""
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _is_name(name: str) -> bool:
+    """A name the shell can export and unset."""
+    return bool(name) and name.isascii() and not name[0].isdigit() and \
+        name.replace("_", "a").isalnum()
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = "",
+         wrapper: str = "", package_dir: str = "") -> Plan:
+    """How to start ``job_argv`` (the wrapper's arguments), ``environ`` being its environment.
+
+    ``state_path``: the setup state ('' to look for it); ``wrapper``: the wrapper script run
+    again inside the container ('' for ``INNER_SCRIPT``); ``package_dir``: where the factory
+    configs are (for plugins). Raises WrapFailure when the job must not start.
+    """
+    from glidein_plugins import setup_state  # noqa: PLC0415 - see the module doc
+
+    machine_ad = _ad(environ, "_CONDOR_MACHINE_AD")
+    state_path = state_path or setup_state.locate(environ, machine_ad)
+    if not state_path:
+        return Plan(job_argv)  # setup asked for no container (NEVER, DISABLE, ...)
+    state = _load(state_path)
+    exec_at = _runtime_exec(job_argv, state)
+    if exec_at:
+        return _correct_native(job_argv, exec_at, state, environ)
+    if _launch_mode(environ, machine_ad) == "native":
+        return Plan(job_argv, notes=["HTCondor starts the containers on this glidein (native "
+                                     "mode) and started none for this job: it runs as it is"])
+    if not state.wants_container:
+        return Plan(job_argv)
+    job_ad = _ad(environ, "_CONDOR_JOB_AD")
+    inside = (("/bin/sh", os.path.join(COPY_DIR, os.path.basename(wrapper))) if wrapper else
+              ("/bin/sh", "-c", INNER_SCRIPT, "glidein_plugins_wrapper"))
+    from glidein_plugins import launch  # noqa: PLC0415
+
+    job = launch.JobRequest((*inside, *job_argv), job_ad, machine_ad, os.getcwd())
+    built = (_build_with_plugins(state, job, environ, package_dir) if state.job_hooks else
+             launch.build(state, job, environ))
+    if isinstance(built, launch.Refusal):  # it says whether the job may run on the host
+        return _without_container(built.reason, built.fallback_to_host, job_argv, built)
+    check = PathCheck(_paths_to_check(state, job_ad, built.image),
+                      _number(state.setting("check_timeout"), DEFAULT_CHECK_TIMEOUT))
+    try:  # the wrapper is copied while the child looks at the paths
+        if wrapper:
+            copy_wrapper(wrapper, os.path.join(COPY_DIR, os.path.basename(wrapper)))
+    finally:
+        problems = check.problems()
+    if problems:  # the container could not start: PREFERRED, for a job that named no image
+        fallback = state.mode.outcome == "PREFERRED" and "SingularityImage" not in job_ad
+        return _without_container("cannot start the container: " + "; ".join(problems),
+                                  fallback, job_argv, built)
+    return Plan(built.argv, True, built.env, built.warnings, built.notes)
+
+
+def _load(path: str) -> SetupState:
+    from glidein_plugins import setup_state  # noqa: PLC0415
+
+    try:
+        return setup_state.load(path)
+    except ValueError as exc:
+        raise WrapFailure(str(exc)) from None
+
+
+def _ad(environ: Mapping[str, str], variable: str) -> Ad:
+    """The ad in the file ``environ[variable]`` names (an empty ad without the variable)."""
+    from glidein_plugins import job_ad  # noqa: PLC0415
+
+    path = environ.get(variable, "")
+    if not path:
+        return job_ad.Ad(where=variable)
+    try:
+        return job_ad.read(path)
+    except ValueError as exc:
+        raise WrapFailure(f"{variable}: {exc}") from None
+
+
+def _launch_mode(environ: Mapping[str, str], machine_ad: Ad) -> str:
+    return (environ.get(LAUNCH_VAR) or machine_ad.string(LAUNCH_VAR) or "").strip().lower()
+
+
+def _without_container(reason: str, fallback: bool, job_argv: Sequence[str],
+                       built: Invocation | Refusal) -> Plan:
+    """The job on the host when ``fallback`` (saying why), else a failure."""
+    if not fallback:
+        _print(built.warnings)
+        raise WrapFailure(reason)
+    return Plan(job_argv, warnings=[*built.warnings, f"{reason}; PREFERRED: the job runs "
+                                    "without a container"], notes=built.notes)
+
+
+def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str, str],
+                        package_dir: str) -> Invocation | Refusal:
+    """The invocation from the entry's plugins, VO plugins asked before the built-in
+    ``launch`` (``Runner.call_first``, as ``Runner.invocation`` does, keeping which plugin
+    answered: the built-in gives the runtime's whole environment, a VO plugin extra variables
+    over the job's). A plugin that raises stops the job, PREFERRED or not."""
+    if sys.flags.no_site:  # the hook runs Python with -S: pluggy and YAML are in site-packages
+        import site  # noqa: PLC0415
+
+        site.main()
+    from pathlib import Path  # noqa: PLC0415
+
+    from glidein_plugins import (  # noqa: PLC0415 - plugins only
+        factory_config,
+        glidein_config,
+        launch,
+        manager,
+        results,
+    )
+    from glidein_plugins.builtin import launch as launch_plugin  # noqa: PLC0415
+    from glidein_plugins.context import Context, Deadline  # noqa: PLC0415
+    from glidein_plugins.runner import Runner, Stop  # noqa: PLC0415
+
+    config_dir = environ.get("GLIDEIN_PLUGINS_CONFIG_DIR") or (
+        os.path.join(package_dir, "factory_configs") if package_dir else "")
+    files = sorted(Path(config_dir).glob("*.yaml")) if config_dir else []
+    try:
+        entry = factory_config.load(files).entry(state.entry)
+        values = glidein_config.read(Path(state.work_dir or ".") / "glidein_config")
+    except ValueError as exc:
+        raise WrapFailure(f"the job plugins ({', '.join(state.job_hooks)}) cannot be set "
+                          f"up: {exc}") from None
+    budget = _number(state.setting("plugin_budget"), DEFAULT_PLUGIN_BUDGET)
+    context = Context(entry, values, Path(state.work_dir or "."), Deadline(budget),
+                      dict(environ))
+    context.state(launch_plugin.PLUGIN)[launch_plugin.STATE_KEY] = state  # loaded once
+    request = results.JobRequest(job.argv, job.job_ad, job.machine_ad, job.cwd)
+    plugins = manager.build(entry, environ)
+    fatal = [str(problem) for problem in plugins.problems if problem.fatal]
+    if fatal:  # a plugin the entry requires cannot be loaded: no job starts without it
+        return launch.Refusal("; ".join(fatal))
+    try:
+        found = Runner(plugins, context).call_first(
+            "glidein_job_launch", context=context, facts=state.facts(), job=request)
+    except Stop as stop:  # a plugin refused the job, crashed or overran: it must not start
+        return launch.Refusal(stop.failure.message)
+    warnings = [str(problem) for problem in plugins.problems]
+    warnings += [event.message for event in context.trace if event.level != "info"]
+    notes = [event.message for event in context.trace if event.level == "info"]
+    if found is None:  # the built-in refused (it says why), or none is enabled
+        built = launch.build(state, job, environ)
+        if isinstance(built, launch.Refusal):
+            return built
+        return launch.Refusal(f"no enabled plugin built a container invocation (plugins: "
+                              f"{', '.join(state.job_hooks)}; is the built-in "
+                              f"{launch_plugin.PLUGIN} disabled?)", notes=notes)
+    plugin, invocation = found
+    if plugin == launch_plugin.PLUGIN:  # launch.build's: the whole environment
+        env = dict(invocation.env)
+    else:  # a VO plugin's: extra variables over the job's environment
+        env = {name: value for name, value in environ.items()
+               if not name.startswith(launch.ENV_PREFIXES)}
+        env.update(invocation.env)
+    return launch.Invocation(invocation.argv, env, invocation.image, warnings, notes)
+
+
+# --- HTCondor starting the container ------------------------------------------------------------
+
+
+def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
+    """The index of ``exec`` when ``argv`` is ``RUNTIME [global options] exec ...``, else 0."""
+    if not argv:
+        return 0
+    runtime = state.runtime.path if state.runtime is not None else ""
+    if os.path.basename(argv[0]) not in RUNTIME_NAMES and argv[0] != runtime:
+        return 0
+    index = 1
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 2 if argv[index] in _GLOBAL_VALUE_OPTIONS else 1
+    return index if index < len(argv) and argv[index] == "exec" else 0
+
+
+def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
+                    environ: Mapping[str, str]) -> Plan:
+    """HTCondor's ``apptainer exec`` line without the options this node cannot use: only the
+    options before the image are looked at, the job's arguments never."""
+    from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
+
+    runtime = state.runtime
+    nested = (runtime is not None and runtime.feature("nested")) or any(
+        environ.get(name) for name in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"))
+    contain = not nested and (runtime is None or runtime.feature("contain", True))
+    pid = contain and (runtime is None or runtime.feature("pid_namespaces", True))
+    kept = list(argv[:exec_at + 1])
+    dropped: list[str] = []
+    index = exec_at + 1
+    while index < len(argv) and argv[index].startswith("-") and argv[index] != "--":
+        option = argv[index]
+        if option in _VALUE_OPTIONS:
+            kept += argv[index:index + 2]
+            index += 2
+            continue
+        if option in _CONTAIN_ALL and not pid:
+            # what this node can do of --contain --cleanenv --ipc --pid
+            kept += ["--contain", "--ipc", "--cleanenv"] if contain else ["--cleanenv"]
+            dropped.append(option)
+        elif (option in CONTAIN_OPTIONS and not contain) or (option in PID_OPTIONS and not pid):
+            dropped.append(option)
+        else:
+            kept.append(option)
+        index += 1
+    kept += argv[index:]
+    warnings = []
+    if dropped:
+        reasons = runtime.reasons if runtime is not None else {}
+        why = reasons.get("nested" if nested else "contain" if not contain
+                          else "pid_namespaces", "") or ("nested" if nested else "")
+        warnings.append(f"HTCondor's container command corrected: {' '.join(dropped)} "
+                        f"dropped" + (f" ({why})" if why else ""))
+    return Plan(kept, warnings=warnings)
+
+
+# --- the initial check -------------------------------------------------------------------------
+
+
+def _paths_to_check(state: SetupState, job_ad: Ad, image: str) -> list[str]:
+    """The image (a local path) and every repository of the job's ``CVMFSReposList``."""
+    paths = [image] if image.startswith("/") else []
+    root = state.cvmfs_root or "/cvmfs"
+    for repo in (job_ad.string("CVMFSReposList") or "").replace(",", " ").split():
+        if "/" in repo or repo in (".", ".."):
+            raise WrapFailure(f"the job's CVMFSReposList names {repo!r}, not a repository")
+        paths.append(os.path.join(root, repo, ""))  # the trailing / mounts an autofs repo
+    return paths
+
+
+class PathCheck:
+    """Whether ``paths`` can be read, looked at in a forked child started at once, so that the
+    wrapper goes on meanwhile; ``problems()`` collects the verdicts (see ``check_paths``)."""
+
+    __slots__ = ("deadline", "paths", "pid", "read_end", "timeout")
+
+    def __init__(self, paths: Sequence[str], timeout: float,
+                 look: Callable[[str], str] | None = None) -> None:
+        import time  # noqa: PLC0415
+
+        self.paths, self.timeout = list(paths), timeout
+        self.deadline = time.monotonic() + timeout
+        self.pid = self.read_end = -1
+        if not self.paths:
+            return
+        look = look or _looked_at
+        self.read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: each verdict ('' when readable) ends with a NUL
+            try:
+                os.close(self.read_end)
+                for path in self.paths:
+                    os.write(write_end, os.fsencode(look(path)) + b"\0")
+            finally:
+                os._exit(0)
+        os.close(write_end)
+
+    def problems(self) -> list[str]:
+        """Why some paths cannot be read ([] when all can), at most ``timeout`` s after the
+        start: the child is then killed, the path it was looking at is named as hanging, the
+        ones after it as not checked."""
+        if self.pid < 0:
+            return []
+        import select  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        data = b""
+        finished = False
+        try:
+            while not finished:
+                left = self.deadline - time.monotonic()
+                if left <= 0 or not select.select([self.read_end], [], [], left)[0]:
+                    break
+                chunk = os.read(self.read_end, 65536)
+                data += chunk
+                finished = not chunk
+        finally:
+            os.close(self.read_end)
+            _reap(self.pid, finished)
+            self.pid = -1
+        verdicts = [os.fsdecode(verdict) for verdict in data.split(b"\0")[:-1]]
+        problems = [verdict for verdict in verdicts if verdict]
+        if len(verdicts) < len(self.paths):
+            problems.append(f"{_shown(self.paths[len(verdicts)])} could not be read within "
+                            f"{self.timeout:g} s (stale CVMFS or network mount?)")
+            problems += [f"{_shown(path)} not checked"
+                         for path in self.paths[len(verdicts) + 1:]]
+        return problems
+
+
+def check_paths(paths: Sequence[str], timeout: float,
+                look: Callable[[str], str] | None = None) -> list[str]:
+    """Why some of ``paths`` cannot be read ([] when all can), in at most ``timeout`` s.
+
+    A forked child (not ``subprocess``: see the module doc) looks at each path in turn
+    (``look``; by default ``stat``, then read access: '' when readable, else why not) and
+    writes one verdict per path to a pipe; a ``stat`` hanging on a dead mount cannot hang the
+    wrapper, only the child, which is killed.
+    """
+    return PathCheck(paths, timeout, look).problems()
+
+
+def _looked_at(path: str) -> str:
+    """'' when ``path`` can be read, else why not (run in the child)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return f"{_shown(path)}: {exc.strerror or exc}"
+    if not os.access(path, os.R_OK):
+        return f"{_shown(path)}: not readable"
+    return ""
+
+
+def _shown(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _reap(pid: int, finished: bool) -> None:
+    """Reap the child (``finished``: it closed the pipe, it is exiting), or kill it first; one
+    stuck in the kernel on a dead mount is left behind rather than waited for."""
+    try:
+        if finished:
+            os.waitpid(pid, 0)
+            return
+        import signal  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(50):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+            time.sleep(0.01)
+    except (ChildProcessError, ProcessLookupError):
+        pass
+
+
+def copy_wrapper(source: str, target: str) -> None:
+    """Copy the wrapper script to ``target`` in the sandbox: executable, renamed into place."""
+    try:
+        with open(source, "rb") as handle:
+            text = handle.read()
+        try:  # noqa: SIM105 - contextlib is one more import for every job
+            os.mkdir(os.path.dirname(target) or ".")
+        except FileExistsError:
+            pass
+        temporary = f"{target}.{os.getpid()}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+        try:
+            os.write(descriptor, text)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise WrapFailure(f"cannot copy the wrapper {source} into the job sandbox "
+                          f"({target}): {exc.strerror or exc}") from None
+
+
+# --- failure ---------------------------------------------------------------------------------
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line: control characters and runs of blanks become one space."""
+    line = " ".join("".join(char if char.isprintable() else " " for char in text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def report_failure(message: str, environ: Mapping[str, str], delay: float) -> int:
+    """Report a job that cannot start, the GlideinWMS way; ``REPORTED`` after ``delay`` s.
+
+    One line on stderr and in ``$_CONDOR_WRAPPER_ERROR_FILE``, and the job attribute
+    ``JobWrapperFailure`` set to it with ``condor_chirp`` when there is one (bounded).
+    """
+    line = one_line(f"glidein_plugins wrapper: {message}")
+    print(line, file=sys.stderr, flush=True)
+    error_file = environ.get(ERROR_FILE_VAR, "")
+    if error_file:
+        try:
+            with open(error_file, "w", encoding="utf-8", errors="replace") as handle:
+                handle.write(line + "\n")
+        except OSError as exc:
+            print(f"glidein_plugins wrapper: cannot write {error_file}: {exc.strerror or exc}",
+                  file=sys.stderr)
+    chirp = find_chirp(environ)
+    if chirp:
+        from glidein_plugins import commands  # noqa: PLC0415 - failures only
+
+        literal = '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        result = commands.run([chirp, "set_job_attr", "JobWrapperFailure", literal],
+                              timeout=CHIRP_TIMEOUT, env=environ)
+        if not result.ok:
+            print(f"glidein_plugins wrapper: {result.reason}", file=sys.stderr)
+    if delay > 0:
+        print(f"glidein_plugins wrapper: waiting {delay:g} s before exiting (so that a "
+              "broken node does not fail every job of the queue)", file=sys.stderr, flush=True)
+        import time  # noqa: PLC0415
+
+        time.sleep(delay)
+    return REPORTED
+
+
+def find_chirp(environ: Mapping[str, str]) -> str:
+    """``condor_chirp`` on PATH, else in HTCondor's libexec (the glidein's ``CONDOR_DIR``, the
+    system's); '' when there is none."""
+    places = [os.path.join(directory, "condor_chirp")
+              for directory in environ.get("PATH", "").split(os.pathsep) if directory]
+    condor_dir = environ.get("CONDOR_DIR", "")
+    if condor_dir:
+        places += [os.path.join(condor_dir, "libexec", "condor_chirp"),
+                   os.path.join(condor_dir, "usr", "libexec", "condor", "condor_chirp")]
+    places.append("/usr/libexec/condor/condor_chirp")
+    for place in places:
+        if os.path.isfile(place) and os.access(place, os.X_OK):
+            return place
+    return ""
+
+
+def failure_delay(state_path: str, environ: Mapping[str, str]) -> float:
+    """The ``failure_delay`` launch setting of the state at ``state_path``; when the state
+    cannot be read, ``$GLIDEIN_PLUGINS_FAILURE_DELAY``, else 600 s."""
+    default = _number(environ.get(DELAY_VAR), DEFAULT_DELAY)
+    if not state_path:
+        return default
+    try:
+        state = _load(state_path)
+    except WrapFailure:
+        return default
+    return _number(state.setting("failure_delay"), default)
+
+
+def _number(value: object, default: float) -> float:
+    """``value`` as a number >= 0 (``default`` when it is not one)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if number >= 0 else default
+
+
+def _print(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(one_line(f"glidein_plugins wrapper: {line}"), file=sys.stderr)
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def decide(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = "",
+           wrapper: str = "", package_dir: str = "") -> Plan | int:
+    """``plan`` with its warnings printed (and notes, when tracing), or ``REPORTED`` once a
+    failure is reported."""
+    try:
+        result = plan(job_argv, environ, state_path, wrapper, package_dir)
+    except Exception as exc:  # a failure, or a bug: the job must not start either way
+        if isinstance(exc, WrapFailure):
+            message = exc.message
+        else:
+            import traceback  # noqa: PLC0415 - for a bug only
+
+            traceback.print_exc()
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        path = state_path or environ.get("GLIDEIN_PLUGINS_STATE", "")
+        if not path:
+            try:
+                path = _locate_in_machine_ad(environ)
+            except WrapFailure:
+                path = ""
+        return report_failure(message, environ, failure_delay(path, environ))
+    _print(result.warnings)
+    if environ.get(TRACE_VAR, "") not in ("", "0"):
+        _print(result.notes)
+    return result
+
+
+def _locate_in_machine_ad(environ: Mapping[str, str]) -> str:
+    from glidein_plugins import setup_state  # noqa: PLC0415
+
+    return setup_state.locate({}, _ad(environ, "_CONDOR_MACHINE_AD"))
+
+
+def hook(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    """For ``hooks/glidein_plugins_wrapper.sh``: ``STATE WRAPPER PKG_DIR JOB ARGS...``;
+    prints the plan for ``eval`` and returns 0, or returns ``REPORTED``.
+
+    Whatever else writes on stdout meanwhile (a plugin's ``print``) goes to stderr: the shell
+    evaluates stdout.
+    """
+    environ = os.environ if environ is None else environ
+    state_path, wrapper, package_dir, *job_argv = argv
+    out = os.dup(1)
+    os.dup2(2, 1)
+    result = decide(job_argv, environ, state_path, wrapper, package_dir)
+    sys.stdout.flush()
+    if isinstance(result, int):
+        return result
+    os.write(out, result.shell(environ))
+    return 0
+
+
+def execute(result: Plan, environ: Mapping[str, str]) -> None:
+    """Replace this process with the plan's command (``execve``; never returns)."""
+    env = {_bytes(name): _bytes(value) for name, value in
+           (environ if result.env is None else result.env).items()}
+    argv = [_bytes(arg) for arg in result.argv]
+    if b"/" in argv[0]:
+        os.execve(argv[0], argv, env)  # noqa: S606 - an argv, no shell
+    os.execvpe(argv[0], argv, env)  # noqa: S606
