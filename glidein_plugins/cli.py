@@ -130,6 +130,40 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_periodic(args: argparse.Namespace) -> int:
+    """GlideinWMS periodic script (startd cron): print ``NAME = value`` lines; always exit 0."""
+    from glidein_plugins import periodic  # noqa: PLC0415 - only this command needs it
+
+    return periodic.run(Path(args.glidein_config), args.id, _config_files(args), args.budget,
+                        out=sys.stdout, log=sys.stderr)
+
+
+def cmd_wrap(args: argparse.Namespace) -> int:
+    """The job wrapper: start ``JOB ARGS...`` in its container (or as it is), as
+    ``hooks/glidein_plugins_wrapper.sh`` does; ``--shell`` prints the plan for ``eval``."""
+    from glidein_plugins import wrap  # noqa: PLC0415 - only this command needs it
+
+    job = list(args.job[1:] if args.job[:1] == ["--"] else args.job)
+    if not job:
+        print("glidein-plugins: error: wrap needs the job's command: wrap [OPTIONS] -- JOB "
+              "[ARGS...]", file=sys.stderr)
+        return 2
+    package_dir = str(Path(wrap.__file__).resolve().parent.parent)
+    result = wrap.decide(job, os.environ, args.state or "", args.wrapper or "", package_dir)
+    if isinstance(result, int):
+        return 1
+    if args.shell:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result.shell(os.environ))
+        return 0
+    try:
+        wrap.execute(result, os.environ)
+    except OSError as exc:
+        print(f"glidein-plugins: error: cannot run {result.argv[0]}: {exc.strerror or exc}",
+              file=sys.stderr)
+    return 127
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glidein-plugins",
@@ -165,6 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate factory config YAML files")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(func=cmd_check_config)
+
+    periodic = with_config(sub.add_parser(
+        "periodic", help="startd-cron re-check (runtime, CVMFS, disk): periodic GLIDEIN_CONFIG"))
+    periodic.add_argument("glidein_config", help="path of glidein_config")
+    periodic.add_argument("id", nargs="?", default="entry", help="main, entry, client, ...")
+    periodic.add_argument("--budget", type=float, metavar="SECONDS",
+                          help="total time for the checks (default: "
+                               "$GLIDEIN_PLUGINS_PERIODIC_BUDGET in glidein_config, else 60)")
+    periodic.set_defaults(func=cmd_periodic)
+
+    wrap = sub.add_parser(
+        "wrap", help="the job wrapper: start a job in its container: wrap -- JOB [ARGS...]")
+    wrap.add_argument("--state", metavar="FILE",
+                      help="the setup state (default: $GLIDEIN_PLUGINS_STATE, else the "
+                           "machine ad's GLIDEIN_PLUGINS_STATE)")
+    wrap.add_argument("--wrapper", metavar="FILE",
+                      help="a wrapper script to run again inside the container, before the job")
+    wrap.add_argument("--shell", action="store_true",
+                      help="print the decision as shell commands (for eval) instead of running it")
+    wrap.add_argument("job", nargs=argparse.REMAINDER, help="-- JOB [ARGS...]")
+    wrap.set_defaults(func=cmd_wrap)
     return parser
 
 

@@ -254,7 +254,8 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class ContainerInvocation:
-    """How to start a job: the full argv (runtime first) and extra environment."""
+    """How to start a job: the full argv (runtime first) and the variables to set for the
+    runtime over the job's environment (the built-in ``launch`` gives the whole environment)."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)

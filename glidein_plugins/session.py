@@ -4,13 +4,23 @@ phases, publish the attributes, and leave the result XML in the starting directo
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from glidein_plugins import atomic, condor_vars, factory_config, glidein_config, manager, result_xml
+from glidein_plugins import (
+    atomic,
+    condor_vars,
+    factory_config,
+    glidein_config,
+    manager,
+    native,
+    result_xml,
+    setup_state,
+)
 from glidein_plugins.context import Context, Deadline
-from glidein_plugins.errors import ConfigError, FailureType
+from glidein_plugins.errors import ConfigError, FailureType, GlideinFailure
 from glidein_plugins.results import Attribute, Facts, Failure, TraceEvent
 from glidein_plugins.runner import Runner, SetupReport, tracer_from
 
@@ -55,6 +65,14 @@ def run_setup(
     else:
         if report.failure is None:
             try:
+                report.attributes = (*report.attributes,
+                                     *save_state(context, plugins, report, start_dir))
+            except GlideinFailure as exc:
+                report.failure = Failure(exc.failure_type, exc.message)
+                report.trace.append(TraceEvent("advertise", "-", exc.message, "error"))
+        native.write_config(context, report)  # HTCondor-native launch knobs (or none)
+        if report.failure is None:
+            try:
                 publish(values, report.attributes, start_dir)
             except (ConfigError, ValueError) as exc:
                 report.failure = Failure(FailureType.CONFIG, f"cannot publish attributes: {exc}")
@@ -62,6 +80,58 @@ def run_setup(
                 report.attributes = ()  # nothing was advertised
     xml_path = _write_xml(start_dir, script_id, report)
     return SetupOutcome(report, entry, xml_path)
+
+
+def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
+               start_dir: Path) -> tuple[Attribute, ...]:
+    """Keep what job start needs (PREFERRED and REQUIRED only): write the setup state file and
+    return the attribute naming it (``GLIDEIN_PLUGINS_STATE``), to publish with the others.
+
+    The ``launch`` settings are checked in every mode. Raises GlideinFailure: ``Config`` for a
+    wrong setting, ``WN_Resource`` when the file cannot be written or its path advertised.
+    """
+    from glidein_plugins.builtin import discovery, images  # noqa: PLC0415 - after the phases
+    from glidein_plugins.builtin import launch as launch_plugin  # noqa: PLC0415
+
+    launch_settings = launch_plugin.settings(context.entry)
+    mode = report.facts.mode
+    if mode is None or not mode.wants_container:
+        return ()
+    tmp_dir = context.get("TMP_DIR") or str(start_dir / "tmp")
+    tmp_dir = tmp_dir if os.path.isabs(tmp_dir) else str(start_dir / tmp_dir)
+    for sub in ("cache", "tmp"):  # the runtime's dirs at job start (launch.RUNTIME_DIRS)
+        try:
+            os.makedirs(os.path.join(tmp_dir, "apptainer", sub), exist_ok=True)
+        except OSError as exc:
+            context.record(TraceEvent("advertise", "-", f"runtime dir under {tmp_dir} not made "
+                                      f"now: {exc.strerror or exc}", "warning"))
+    hooks = plugins.manager.hook.glidein_job_launch.get_hookimpls()
+    state = setup_state.from_facts(
+        report.facts, entry=context.entry_name, work_dir=str(start_dir),
+        launch=launch_settings, tmp_dir=tmp_dir,
+        required_os=context.get("GLIDEIN_REQUIRED_OS") or "",
+        restrictions=sorted(images.restrictions(context)),
+        cvmfs_root=discovery.cvmfs_root(context),
+        container_env=discovery.value(context, "GLIDEIN_CONTAINER_ENV"),
+        container_env_clearlist=discovery.value(context, "GLIDEIN_CONTAINER_ENV_CLEARLIST"),
+        job_hooks=[impl.plugin_name for impl in reversed(hooks)
+                   if impl.plugin_name != launch_plugin.PLUGIN])
+    path = setup_state.path_in(start_dir)
+    try:
+        # the job wrapper finds the state, the package and this Python through these (they
+        # reach every job's environment: condor_vars JobEnv '+'), also when GlideinWMS
+        # concatenates the wrapper into condor_job_wrapper.sh
+        attributes = tuple(Attribute(name, value, plugin=launch_plugin.PLUGIN) for name, value in (
+            (setup_state.ATTRIBUTE, path),
+            ("GLIDEIN_PLUGINS_DIR", str(Path(__file__).resolve().parent.parent)),
+            ("GLIDEIN_PLUGINS_PYTHON", sys.executable),
+        ))
+        setup_state.save(path, state)
+    except (ConfigError, ValueError) as exc:
+        raise GlideinFailure(FailureType.WN_RESOURCE,
+                             f"cannot keep the setup state for job start: {exc}") from None
+    context.record(TraceEvent("advertise", "-", f"setup state for job start: {path}"))
+    return attributes
 
 
 def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute],

@@ -342,3 +342,112 @@ def report_table(text: str, title: str) -> list[list[str]]:
             break
         rows.append(re.split(r"\s{2,}", line.strip()))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The job wrapper (hooks/glidein_plugins_wrapper.sh) run as HTCondor runs a USER_JOB_WRAPPER
+# ---------------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+
+WRAPPER = ROOT / "hooks" / "glidein_plugins_wrapper.sh"
+# In front of the fake runtime (which runs the command on the host): what a real runtime does
+# with the environment. APPTAINERENV_X/SINGULARITYENV_X become X (APPTAINERENV_ winning) and are
+# not passed themselves; --cleanenv (-e, -C, --containall) starts from an empty environment,
+# but for PATH and the fake's FAKE_* settings (the fake must still run; a real runtime sets
+# the image's PATH). Then the fake (``NAME.fake``) logs the call and runs the command. The
+# shim logs its argv too, exactly (JSON lines in $RUNTIME_ARGV_LOG; the fake's TAB-separated log
+# cannot hold a TAB, a newline or bytes that are not UTF-8): ``runtime_calls`` reads it.
+_ENV_SHIM = '''#!{python} -S
+import json, os, sys
+VALUE_OPTIONS = {value_options}
+PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
+args = sys.argv[1:]
+env = dict(os.environ)
+if env.get("RUNTIME_ARGV_LOG"):
+    with open(env["RUNTIME_ARGV_LOG"], "a") as log:
+        log.write(json.dumps(args) + "\\n")
+if "exec" in args:
+    index, clean = args.index("exec") + 1, False
+    while index < len(args) and args[index].startswith("-"):
+        option = args[index].split("=", 1)[0]
+        clean = clean or option in ("-e", "--cleanenv", "-C", "--containall")
+        index += 2 if option in VALUE_OPTIONS and "=" not in args[index] else 1
+    inside = {{name: value for name, value in env.items() if not name.startswith(PREFIXES)
+              and (not clean or name == "PATH" or name.startswith("FAKE_"))}}
+    for prefix in reversed(PREFIXES):
+        inside.update((name[len(prefix):], value) for name, value in env.items()
+                      if name.startswith(prefix) and len(name) > len(prefix))
+    env = inside
+def raw(text):  # back to bytes (PyPy 3.9 in the C locale cannot fsencode what it decoded)
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+fake = sys.argv[0] + ".fake"
+os.execve(fake, [raw(arg) for arg in (fake, *args)],
+          {{raw(name): raw(value) for name, value in env.items()}})
+'''
+_SHIM_VALUE_OPTIONS = ("-B", "--bind", "-H", "--home", "--pwd", "-S", "--scratch", "-W",
+                       "--workdir", "--env", "--env-file", "-o", "--overlay", "--mount",
+                       "--security", "--app")
+# A job that prints what it sees, as JSON on stdout: its argv, cwd and environment.
+_PRINTING_JOB = '''#!{python} -S
+import json, os, sys
+json.dump({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}, sys.stdout)
+'''
+
+
+def install_container_runtime(fake_bin: FakeBin, name: str = "apptainer", **config: Any) -> Path:
+    """A fake runtime at ``fake_bin.dir/name`` that handles the environment as a real one does
+    (see ``_ENV_SHIM``; ``config`` as for ``FakeBin.install_runtime``); the calls are logged
+    as ``NAME.fake``. Returns the runtime's path."""
+    fake_bin.install_runtime(f"{name}.fake", **config)
+    return fake_bin.install_script(name, _ENV_SHIM.format(
+        python=sys.executable, value_options=repr(set(_SHIM_VALUE_OPTIONS))))
+
+
+def runtime_calls(log: Path) -> list[list[str]]:
+    """Every call of a runtime installed by ``install_container_runtime`` (argv after the
+    binary), from the ``RUNTIME_ARGV_LOG`` file ``log``."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def install_printing_job(directory: Path) -> Path:
+    """An executable job (outside the sandbox: the fake runtime does not bind it at /srv) that
+    prints its argv, cwd and environment as JSON; read it with ``job_view``."""
+    return FakeBin._write(directory / "print_job", _PRINTING_JOB.format(python=sys.executable))
+
+
+def job_view(proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    """What the printing job saw (the last line of stdout)."""
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def write_ad(path: Path, attributes: dict[str, str]) -> Path:
+    """An ad file as the starter writes ``_CONDOR_JOB_AD``: ``Name = expression`` lines
+    (values are expression text: quote strings yourself, or use ``ad_string``)."""
+    path.write_text("".join(f"{name} = {expr}\n" for name, expr in attributes.items()))
+    return path
+
+
+def ad_string(value: str) -> str:
+    """A ClassAd string literal as the starter writes one (old syntax: ``\\"`` for ``"``)."""
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def run_wrapper(job: Sequence[str], sandbox: Path, env: dict[str, str],
+                wrapper: Path = WRAPPER, shell: Sequence[str] = (),
+                timeout: float = 60) -> subprocess.CompletedProcess:
+    """``WRAPPER JOB ARGS...`` as the starter runs it: the sandbox as cwd, stdin closed, the
+    script executed through its ``#!`` line (or by ``shell``, e.g. ``["busybox", "sh"]``);
+    ``GLIDEIN_PLUGINS_PYTHON`` is this interpreter. Output is text (undecodable bytes
+    escaped)."""
+    environ = {"GLIDEIN_PLUGINS_PYTHON": sys.executable, "_CONDOR_SCRATCH_DIR": str(sandbox),
+               **env}
+    return subprocess.run([*shell, str(wrapper), *job], cwd=sandbox, env=environ,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                          text=True, errors="surrogateescape")

@@ -381,3 +381,25 @@ def test_setup_publishes_usable_images_and_leaves_glidein_required_os(tmp_path, 
     assert "GLIDEIN_REQUIRED_OS" not in result.condor_vars
     machine = startd_values(result, classad2)
     assert machine["SINGULARITY_IMAGES_DICT"] == f"rhel8:{cvmfs.real(cvmfs.el8)}"
+
+
+@pytest.mark.parametrize("uri", ["/cvmfs/../tmp/img", "/cvmfs/repo/../../etc"])
+def test_dot_dot_cannot_leave_cvmfs(uri: str) -> None:
+    allowed = frozenset({"cvmfs"})
+    assert "'..'" in plugin.refusal(uri, allowed, "/cvmfs")
+
+
+def test_a_cvmfs_link_leading_outside_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "cvmfs"
+    (root / "repo").mkdir(parents=True)
+    outside = tmp_path / "outside-image"
+    outside.mkdir()
+    (root / "repo" / "el9").symlink_to(outside)
+    work = tmp_path / "work"
+    work.mkdir()
+    text = f"CVMFS_MOUNT_DIR {root}\nSINGULARITY_IMAGES_DICT rhel9:/cvmfs/repo/el9\n"
+    context = Context(EntryConfig("TEST"), glidein_config.parse(text), work, Deadline(30),
+                      {"PATH": "/usr/bin:/bin"})
+    assert plugin.glidein_images_contribute(context) == []
+    assert any("refused" in event.message and str(outside) in event.message
+               for event in context.trace)

@@ -22,6 +22,8 @@ SITE = Path(__file__).parent / "data" / "factory" / "site.yaml"
 PUBLISHED = ["HAS_SINGULARITY", "HAS_SINGULARITY_REASON", "GWMS_SINGULARITY_STATUS",
              "GLIDEIN_NESTED_CONTAINER", "GLIDEIN_NESTED_CONTAINER_REASON",
              "HAS_UNPRIVILEGED_USER_NAMESPACES"]
+# ... the setup state's path for job start (PREFERRED and REQUIRED), published last
+STATE = ["GLIDEIN_PLUGINS_STATE", "GLIDEIN_PLUGINS_DIR", "GLIDEIN_PLUGINS_PYTHON"]
 # ... and what the gpus plugin publishes on a node without a GPU (every value but the reason)
 NO_GPU = {"HAS_GPU": "False", "HAS_GPU_REASON": None, "GLIDEIN_GPU_COUNT": "0",
           "GLIDEIN_GPU_VENDOR": "none", "HAS_CUDA": "False", "HAS_ROCM": "False",
@@ -103,9 +105,9 @@ def test_run_shows_every_candidate_and_why_nothing_was_found(tmp_path: Path) -> 
     assert all(row[3].startswith("rejected: ") for row in candidates.values())
     assert "Images: none usable (see the images decisions in the trace)" in out.splitlines()
     attributes = report_table(out, "Attributes")
-    assert [row[0] for row in attributes] == [*PUBLISHED, *NO_GPU]
+    assert [row[0] for row in attributes] == [*PUBLISHED, *NO_GPU, *STATE]
     assert [row[2] for row in attributes] == ["singularity"] * len(PUBLISHED) + \
-        ["gpus"] * len(NO_GPU)
+        ["gpus"] * len(NO_GPU) + ["launch"] * len(STATE)
     assert (attributes[0][1:], attributes[2][3]) == (["C", "singularity", "False"],
                                                      '"PREFERRED"')
     trace = [(row[0], row[1], row[3]) for row in report_table(out, "Decision trace")]
@@ -114,7 +116,7 @@ def test_run_shows_every_candidate_and_why_nothing_was_found(tmp_path: Path) -> 
     assert any(phase == "images" and "no usable image for platforms" in why
                for phase, _, why in trace)
     assert_no_gpu(tmp_path, {row[0]: row[3][1:-1] if row[1] == "S" else row[3]
-                             for row in attributes[len(PUBLISHED):]}, trace)
+                             for row in attributes[len(PUBLISHED):-len(STATE)]}, trace)
 
 
 def run_json(tmp_path: Path, *args: str, code: int = 0) -> dict:
@@ -136,9 +138,9 @@ def test_run_json_says_the_same(tmp_path: Path) -> None:
         [], None, [], [])
     assert report["gpus"] == []
     names = [a["name"] for a in report["attributes"]]
-    assert names == [*PUBLISHED, *NO_GPU]
+    assert names == [*PUBLISHED, *NO_GPU, *STATE]
     assert [a["plugin"] for a in report["attributes"]] == ["singularity"] * len(PUBLISHED) + \
-        ["gpus"] * len(NO_GPU)
+        ["gpus"] * len(NO_GPU) + ["launch"] * len(STATE)
     assert report["metrics"] == {"use_singularity": "False", "singularity_mode": "PREFERRED",
                                  "attributes": str(len(names))}
     trace = [(event["phase"], event["plugin"], event["message"]) for event in report["trace"]]
@@ -163,8 +165,8 @@ def test_run_set_changes_glidein_config_values(tmp_path: Path, sets: list[str], 
 
 @pytest.mark.parametrize(("entry", "outcome", "published"), [
     ("CE_ONE", "REQUIRED", []),  # its section: GLIDEIN_SINGULARITY_REQUIRE=REQUIRED (no runtime)
-    ("CE_TWO", "PREFERRED", [*NO_GPU]),  # its section disables the singularity plugin
-    ("UNLISTED", "PREFERRED", [*PUBLISHED, *NO_GPU]),  # the defaults
+    ("CE_TWO", "PREFERRED", [*NO_GPU, *STATE]),  # its section disables the singularity plugin
+    ("UNLISTED", "PREFERRED", [*PUBLISHED, *NO_GPU, *STATE]),  # the defaults
 ])
 def test_run_entry_picks_a_section_of_the_config(tmp_path: Path, entry: str, outcome: str,
                                                  published: list[str]) -> None:
@@ -210,6 +212,7 @@ BUILTIN_HOOKS = {
     "binds": "glidein_binds_contribute, glidein_binds_validate",
     "gpus": "glidein_attributes_contribute, glidein_gpu_detect, glidein_libraries_detect",
     "singularity": "glidein_attributes_contribute",
+    "launch": "glidein_job_launch",
 }
 
 

@@ -14,4 +14,5 @@ BUILTINS: dict[str, tuple[str, bool]] = {
     "binds": ("glidein_plugins.builtin.binds", True),
     "gpus": ("glidein_plugins.builtin.gpus", True),
     "singularity": ("glidein_plugins.builtin.singularity", True),
+    "launch": ("glidein_plugins.builtin.launch", True),
 }

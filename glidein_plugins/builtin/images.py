@@ -155,6 +155,8 @@ def refusal(uri: str, allowed: frozenset[str], root: str) -> str:
             f"remote image: {RESTRICTIONS_KEY} does not include 'remote'")
     if not uri.startswith("/"):
         return "neither an absolute path nor a registry URI (docker://, oras://, ...)"
+    if ".." in uri.split("/"):
+        return "a path with '..' components"
     if "cvmfs" in allowed and not under(uri, root):
         return f"not in CVMFS ({root}) and {RESTRICTIONS_KEY} includes 'cvmfs'"
     return ""
@@ -225,7 +227,15 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     if resolved.reason:
         context.note(f"CVMFS images not resolved to their real paths: {resolved.reason}",
                      "warning")
-    images = [(item, _image(item, resolved.real.get(uri) or uri)) for item, uri in candidates]
+    images = []
+    for item, uri in candidates:
+        image = _image(item, resolved.real.get(uri) or uri)
+        why = refusal(image.uri, allowed, root)  # where a CVMFS link really leads counts too
+        if why:
+            context.note(f"{item.platform}: {uri} -> {image.uri} ({item.source}) refused: {why}",
+                         "warning")
+        else:
+            images.append((item, image))
     test, test_why = _test_image(context, root) if "test" in allowed else (None, "")
     local = [image.uri for image in [*(image for _, image in images), *filter(None, [test])]
              if not is_remote(image.uri) and image.uri not in resolved.stale]

@@ -323,13 +323,13 @@ def _flavour_from_name(path: str) -> str:
     return "apptainer" if os.path.basename(path).startswith("apptainer") else "singularity"
 
 
-def _cache_key(candidate: RuntimeCandidate, image: str, settings: Mapping[str, Any],
+def cache_key(candidate: RuntimeCandidate, image: str, settings: Mapping[str, Any],
                environ: Mapping[str, str]) -> str:
     return json.dumps([CACHE_VERSION, candidate.path, image, str(settings["sif_image"]),
                        nested(environ)])
 
 
-def _cached(context: Context, key: str, ttl: float) -> RuntimeProbe | None:
+def cached_probe(context: Context, key: str, ttl: float) -> RuntimeProbe | None:
     try:
         entry = json.loads((context.work_dir / CACHE).read_text())[key]
         age = time.time() - float(entry["time"])
@@ -362,9 +362,9 @@ def glidein_runtime_probe(context: Context, facts: Facts,
                           candidate: RuntimeCandidate) -> RuntimeProbe:
     settings = {**SETTINGS, **context.settings("probe")}
     image = str(settings["test_image"]) or (facts.image.uri if facts.image else "")
-    key = _cache_key(candidate, image, settings, context.environ)
+    key = cache_key(candidate, image, settings, context.environ)
     ttl = float(settings["cache_ttl"])
-    cached = _cached(context, key, ttl) if ttl > 0 else None
+    cached = cached_probe(context, key, ttl) if ttl > 0 else None
     if cached is not None:
         context.note(f"{candidate.path}: probe result from the cache (younger than {ttl:.0f} s)")
         return cached
