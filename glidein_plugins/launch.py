@@ -47,7 +47,6 @@ Per-job path: imports only ``os`` and the lean ``setup_state``/``job_ad`` module
 from __future__ import annotations
 
 import os
-import sys
 
 from glidein_plugins.job_ad import Ad
 from glidein_plugins.setup_state import Record, SetupState
@@ -546,53 +545,15 @@ def _is_variable(name: str) -> bool:
         char in _VARIABLE_CHARS for char in name)
 
 
-# Run in a child process (a stale mount hangs the child, not the wrapper): the real path of
-# argv[2] ('' when it does not exist), following symlinks one component at a time so that a
-# link to /cvmfs/... is followed under the CVMFS root argv[1] (GlideinWMS's
-# cvmfs_resolve_path), as the ``images`` built-in does at setup.
-_REAL_PATH = r"""
-import os, sys
-root, path = sys.argv[1], sys.argv[2]
-done, todo, hops = "/", path.split("/")[::-1], 40
-while todo:
-    name = todo.pop()
-    if name in ("", "."):
-        continue
-    if name == "..":
-        done = os.path.dirname(done)
-        continue
-    here = os.path.join(done, name)
-    if not os.path.islink(here):
-        done = here
-        continue
-    hops -= 1
-    if hops < 0:
-        print("symlink loop")
-        sys.exit(3)
-    target = os.readlink(here)
-    if root != "/cvmfs" and (target == "/cvmfs" or target.startswith("/cvmfs/")):
-        target = root + target[len("/cvmfs"):]
-    if target.startswith("/"):
-        done = "/"
-    todo += target.split("/")[::-1]
-if not os.path.exists(done):
-    print("does not exist")
-    sys.exit(2)
-sys.stdout.write(done)
-"""
-
-
 def resolve(path: str, cvmfs_root: str, timeout: float) -> tuple[str, str]:
     """``(real path, '')`` of a local image, or ``('', why not)``: missing, a symlink loop,
     or no answer within ``timeout`` seconds (a stale mount; the child's group is killed)."""
-    from glidein_plugins import commands  # noqa: PLC0415
+    from glidein_plugins import commands, cvmfs_realpath  # noqa: PLC0415
 
-    result = commands.run([sys.executable or "python3", "-I", "-S", "-c", _REAL_PATH,
-                           cvmfs_root, path], timeout=timeout)
-    if result.ok and result.stdout.startswith("/"):
-        return result.stdout, ""
-    if result.returncode in (2, 3):
-        return "", result.stdout.strip()
+    result = commands.run(cvmfs_realpath.argv([path], cvmfs_root), timeout=timeout)
+    answer = cvmfs_realpath.answers([path], result.stdout).get(path)
+    if answer is not None:
+        return answer
     if result.timed_out:
         return "", f"could not be checked within {timeout:g} s (stale CVMFS or network mount?)"
     return "", f"could not be checked: {result.reason or 'no answer'}"

@@ -55,13 +55,11 @@ fails inside an enclosing container; nested glideins rely on the job wrapper to 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glidein_plugins import atomic, binds, classad, condor_vars, glidein_config
+from glidein_plugins import advertise, binds, classad, condor_vars, glidein_config
 from glidein_plugins.errors import ConfigError, GlideinFailure
 from glidein_plugins.results import (
     Attribute,
@@ -82,7 +80,6 @@ PLUGIN = "launch"  # the settings section that selects the mode
 SETTING = "native"
 LAUNCH_ATTRIBUTE = "GLIDEIN_CONTAINER_LAUNCH"
 TARGET_DIR = "/srv"
-CONDOR_VARS_KEY = "CONDOR_VARS_FILE"
 KNOBS = (
     "SINGULARITY",
     "SINGULARITY_JOB",
@@ -331,11 +328,7 @@ def _write(context: Context, config: NativeConfig | None, clear_launch: bool) ->
     when ``clear_launch``): condor_vars.lst then glidein_config, each once, everything
     validated first; should glidein_config fail, condor_vars.lst is put back."""
     values = context.glidein_config
-    target = values.get(CONDOR_VARS_KEY) or ""
-    where = values.where(CONDOR_VARS_KEY) or values.path.name
-    if not target.strip():
-        raise ConfigError(where, f"{CONDOR_VARS_KEY} is not set")
-    vars_path = Path(target) if os.path.isabs(target) else context.work_dir / target
+    vars_path = advertise.vars_file(values, context.work_dir)
     listed = set(condor_vars.read_names(vars_path))
     lines: list[condor_vars.VarLine] = []
     if config is not None:
@@ -346,14 +339,5 @@ def _write(context: Context, config: NativeConfig | None, clear_launch: bool) ->
         changes = {name: "" for name in KNOBS if name in listed}
     if clear_launch and LAUNCH_ATTRIBUTE in listed:
         changes[LAUNCH_ATTRIBUTE] = ""
-    for name, value in changes.items():
-        glidein_config.format_line(name, value)  # ValueError before anything is written
-    if not changes:
-        return
-    old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
-    condor_vars.update(vars_path, lines)
-    try:
-        glidein_config.update(values.path, changes)
-    except BaseException:
-        atomic.write_text(vars_path, old_vars)
-        raise
+    if changes:
+        advertise.write(values, vars_path, lines, changes)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glidein_plugins import (
-    atomic,
+    advertise,
     condor_vars,
     factory_config,
     glidein_config,
@@ -25,7 +25,6 @@ from glidein_plugins.results import Attribute, Facts, Failure, TraceEvent
 from glidein_plugins.runner import Runner, SetupReport, tracer_from
 
 ENTRY_KEY = "GLIDEIN_Entry_Name"
-CONDOR_VARS_KEY = "CONDOR_VARS_FILE"
 
 
 @dataclass(frozen=True)
@@ -141,27 +140,10 @@ def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute
     Every line is validated, and the condor_vars file found, before either file is touched;
     should glidein_config then fail to update, condor_vars.lst is put back as it was.
     """
-    if not attributes:
-        return
-    where = values.where(CONDOR_VARS_KEY) or values.path.name
-    target = values.get(CONDOR_VARS_KEY) or ""
-    if not target.strip():
-        raise ConfigError(where, f"{CONDOR_VARS_KEY} is not set")
-    vars_path = Path(target) if os.path.isabs(target) else work_dir / target
-    lines = [condor_vars.VarLine(attr.name, attr.type.value) for attr in attributes]
-    changes = {attr.name: attr.value for attr in attributes}
-    for name, value in changes.items():
-        glidein_config.format_line(name, value)  # ValueError before anything is written
-    try:
-        old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ConfigError(where, f"{CONDOR_VARS_KEY} {target}: {exc.strerror or exc}") from None
-    condor_vars.update(vars_path, lines)
-    try:
-        glidein_config.update(values.path, changes)
-    except BaseException:
-        atomic.write_text(vars_path, old_vars)
-        raise
+    if attributes:
+        advertise.write(values, advertise.vars_file(values, work_dir),
+                        [condor_vars.VarLine(attr.name, attr.type.value) for attr in attributes],
+                        {attr.name: attr.value for attr in attributes})
 
 
 def _write_xml(start_dir: Path, script_id: str, report: SetupReport) -> Path | None:

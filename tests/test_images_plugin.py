@@ -264,7 +264,7 @@ def test_a_resolver_that_hangs_leaves_only_what_it_had_not_answered(tmp_path, cv
     """The resolver as a stale repository leaves it: it answers for the first image (a real
     path), then hangs; killed at the timeout, the second image is reported unchecked."""
     hanging = tmp_path / "hanging-python"
-    hanging.write_text('#!/bin/sh\nprintf \'"%s"\\n\' "$6"\nexec sleep 86400\n')
+    hanging.write_text('#!/bin/sh\nprintf \'%s\\0\' "$6"\nexec sleep 86400\n')
     hanging.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(hanging))
     a, b = cvmfs.repo / "a", cvmfs.repo / "b"

@@ -23,13 +23,11 @@ for each check, 20).
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import classad, hookimpl, paths
+from glidein_plugins import classad, cvmfs_realpath, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
@@ -49,43 +47,6 @@ SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0}
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
 RESTRICTIONS = ("cvmfs", "remote", "test", "any")
-
-# Run in a child process (a stale mount hangs the child, not us): print, one JSON string per
-# line as soon as it is known, the real path of each argument after the first ('' if it does
-# not exist), following symlinks one component at a time so that a link to /cvmfs/... is
-# followed under the CVMFS root argv[1].
-_RESOLVE = r"""
-import json, os, sys
-root = sys.argv[1]
-def real(path, hops=40):
-    done, todo = "/", path.split("/")[::-1]
-    while todo:
-        name = todo.pop()
-        if name in ("", "."):
-            continue
-        if name == "..":
-            done = os.path.dirname(done)
-            continue
-        here = os.path.join(done, name)
-        if not os.path.islink(here):
-            done = here
-            continue
-        hops -= 1
-        try:
-            target = os.readlink(here)
-        except OSError:
-            return ""
-        if hops < 0:
-            return ""
-        if root != "/cvmfs" and (target == "/cvmfs" or target.startswith("/cvmfs/")):
-            target = root + target[len("/cvmfs"):]
-        if target.startswith("/"):
-            done = "/"
-        todo += target.split("/")[::-1]
-    return done if os.path.exists(done) else ""
-for path in sys.argv[2:]:
-    print(json.dumps(real(path)), flush=True)
-"""
 
 
 @dataclass(frozen=True)
@@ -178,18 +139,9 @@ def resolve(context: Context, wanted: Iterable[str], root: str, timeout: float) 
     wanted = list(dict.fromkeys(wanted))
     if not wanted:
         return Resolved({})
-    result = context.quiet_run(
-        [sys.executable or "python3", "-I", "-S", "-c", _RESOLVE, root, *wanted],
-        timeout=timeout)
-    real: dict[str, str] = {}
-    for path, line in zip(wanted, result.stdout.splitlines()):
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            break
-        if not isinstance(answer, str):
-            break
-        real[path] = answer
+    result = context.quiet_run(cvmfs_realpath.argv(wanted, root), timeout=timeout)
+    answered = cvmfs_realpath.answers(wanted, result.stdout)
+    real = {path: found for path, (found, _) in answered.items()}
     if len(real) == len(wanted):
         return Resolved(real)
     if result.ok:

@@ -1,0 +1,46 @@
+"""Write values into glidein_config and their lines into condor_vars.lst together: every line
+validated before either file is touched, each file written once, condor_vars.lst put back
+should glidein_config then fail to update."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from glidein_plugins import atomic, condor_vars, glidein_config
+from glidein_plugins.errors import ConfigError
+
+CONDOR_VARS_KEY = "CONDOR_VARS_FILE"
+
+
+def vars_file(values: glidein_config.GlideinConfig, work_dir: Path) -> Path:
+    """The condor_vars file that glidein_config names (relative paths from ``work_dir``)."""
+    target = values.get(CONDOR_VARS_KEY) or ""
+    if not target.strip():
+        raise ConfigError(values.where(CONDOR_VARS_KEY) or values.path.name,
+                          f"{CONDOR_VARS_KEY} is not set")
+    return Path(target) if os.path.isabs(target) else work_dir / target
+
+
+def write(values: glidein_config.GlideinConfig, vars_path: Path,
+          lines: Iterable[condor_vars.VarLine], changes: Mapping[str, str]) -> None:
+    """Add ``lines`` to ``vars_path`` and ``changes`` to glidein_config (ValueError or
+    ConfigError, with nothing written, for a bad line or a missing file)."""
+    lines = list(lines)
+    for name, value in changes.items():
+        glidein_config.format_line(name, value)  # ValueError before anything is written
+    if not changes and not lines:
+        return
+    try:
+        old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        where = values.where(CONDOR_VARS_KEY) or values.path.name
+        raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc.strerror or exc}"
+                          ) from None
+    condor_vars.update(vars_path, lines)
+    try:
+        glidein_config.update(values.path, changes)
+    except BaseException:
+        atomic.write_text(vars_path, old_vars)
+        raise
