@@ -164,6 +164,42 @@ def cmd_wrap(args: argparse.Namespace) -> int:
     return 127
 
 
+def cmd_hooks(args: argparse.Namespace) -> int:
+    """The hook reference, generated from the hook specs."""
+    from glidein_plugins import hookref  # noqa: PLC0415 - only this command needs it
+
+    hookref.render(sys.stdout)
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Build the glidein tarball (reproducible) and report its size."""
+    from glidein_plugins import pack  # noqa: PLC0415 - only this command needs it
+
+    try:
+        packed = pack.build(Path(args.output))
+    except (pack.PackError, OSError) as exc:
+        print(f"glidein-plugins: error: pack: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {packed.path}: {packed.size} bytes ({packed.size / 1024:.1f} KiB), "
+          f"{packed.files} files, sha256 {packed.sha256}")
+    print("psutil is not included (compiled): the package runs without it")
+    return 0
+
+
+def cmd_factory_xml(args: argparse.Namespace) -> int:
+    """The entry's <attrs> and <files> for glideinWMS.xml."""
+    from glidein_plugins import factory_xml, pack  # noqa: PLC0415 - only this command needs it
+
+    entry = factory_config.load(_config_files(args)).entry(args.entry)
+    directory = os.path.abspath(args.factory_dir)
+    layout = factory_xml.Layout(
+        tarball=args.tarball or os.path.join(directory, pack.tarball_name()),
+        unpacked_dir=os.path.join(directory, "glidein_plugins"))
+    sys.stdout.write(factory_xml.render(entry, layout))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glidein-plugins",
@@ -220,6 +256,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the decision as shell commands (for eval) instead of running it")
     wrap.add_argument("job", nargs=argparse.REMAINDER, help="-- JOB [ARGS...]")
     wrap.set_defaults(func=cmd_wrap)
+
+    hooks = sub.add_parser("hooks", help="print the hook reference (from the hook specs)")
+    hooks.set_defaults(func=cmd_hooks)
+
+    pack = sub.add_parser("pack", help="build the glidein tarball (reproducible gzip tar)")
+    pack.add_argument("--output", default=".", metavar="DIR",
+                      help="directory to write glidein_plugins-VERSION.tar.gz in (default: .)")
+    pack.set_defaults(func=cmd_pack)
+
+    fxml = with_config(sub.add_parser(
+        "factory-xml", help="print an entry's <attrs> and <files> for glideinWMS.xml"))
+    fxml.add_argument("--entry", required=True, help="factory entry name")
+    fxml.add_argument("--factory-dir", default=".", metavar="DIR",
+                      help="where the factory keeps the tarball and, in DIR/glidein_plugins, "
+                           "the tarball unpacked (the scripts are shipped from its hooks/; "
+                           "default: .)")
+    fxml.add_argument("--tarball", metavar="PATH",
+                      help="the tarball's path on the factory (default: "
+                           "DIR/glidein_plugins-VERSION.tar.gz)")
+    fxml.set_defaults(func=cmd_factory_xml)
     return parser
 
 

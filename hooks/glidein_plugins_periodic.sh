@@ -94,8 +94,16 @@ case $0 in
     */*) hook_dir=${0%/*} ;;
     *) hook_dir=. ;;
 esac
-if ! pkg_dir=$(cd "$hook_dir/.." 2>/dev/null && pwd -P) || [ ! -d "$pkg_dir/glidein_plugins" ]; then
-    fallback "cannot find the glidein_plugins package beside $0"
+# shipped inside the untarred package (DIR/hooks/) or as a file of its own beside it
+pkg_dir=
+for dir in "$hook_dir/glidein_plugins" "$hook_dir/.."; do
+    if [ -d "$dir/glidein_plugins" ]; then
+        pkg_dir=$(cd "$dir" 2>/dev/null && pwd -P) && break
+        pkg_dir=
+    fi
+done
+if [ -z "$pkg_dir" ]; then
+    fallback "cannot find the glidein_plugins package beside $0 (expected $hook_dir/glidein_plugins/glidein_plugins or $hook_dir/../glidein_plugins)"
 fi
 
 scratch=$(mktemp "${TMPDIR:-/tmp}/glidein_plugins_periodic.XXXXXX" 2>/dev/null) ||

@@ -77,8 +77,17 @@ case $0 in
     */*) hook_dir=${0%/*} ;;
     *) hook_dir=. ;;
 esac
-if ! pkg_dir=$(cd "$hook_dir/.." 2>/dev/null && pwd -P) || [ ! -d "$pkg_dir/glidein_plugins" ]; then
-    fail Corruption "cannot find the glidein_plugins package beside $0 (expected $hook_dir/../glidein_plugins)"
+# In the tarball this script is DIR/hooks/THIS; shipped by GlideinWMS as a file of its own, it
+# lies beside the untar directory (untar_options dir="glidein_plugins"), which is DIR.
+pkg_dir=""
+for dir in "$hook_dir/glidein_plugins" "$hook_dir/.."; do
+    if [ -d "$dir/glidein_plugins" ] && pkg_dir=$(cd "$dir" 2>/dev/null && pwd -P); then
+        break
+    fi
+    pkg_dir=""
+done
+if [ -z "$pkg_dir" ]; then
+    fail Corruption "cannot find the glidein_plugins package beside $0 (expected $hook_dir/glidein_plugins/glidein_plugins or $hook_dir/../glidein_plugins)"
 fi
 
 scratch=".glidein_plugins_setup.$$"

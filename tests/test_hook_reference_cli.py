@@ -1,0 +1,61 @@
+"""``glidein-plugins hooks``: the hook reference generated from the hook specs, and the README's
+"Hook reference" section, which must not drift from it (same hooks, same order, same
+firstresult and failure-policy marks, every argument named)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from glidein_plugins import hookref, hookspecs
+from glidein_plugins.runner import POLICIES
+
+HOOKS = hookref.hooks()
+
+
+def readme_sections() -> dict[str, str]:
+    """``### name`` -> its text, for the README's "## Hook reference" section, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Hook reference\n(.*?)(?=^## )", text, re.M | re.S)
+    assert match, "README.md has no '## Hook reference' section"
+    parts = re.split(r"^### (\S+)\n", match.group(1), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_every_spec_is_in_the_reference_in_run_order() -> None:
+    names = [hook.name for hook in HOOKS]
+    specs = [name for name in vars(hookspecs) if name.startswith("glidein_")]
+    assert names == specs == list(POLICIES)  # the runner's policies follow the same order
+    assert names[0] == "glidein_mode_negotiate" and names[-1] == "glidein_job_launch"
+
+
+def test_the_command_prints_every_hook_with_its_marks(tmp_path: Path) -> None:
+    proc = run_cli(["hooks"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    blocks = proc.stdout.strip().split("\n\n")
+    assert len(blocks) == len(HOOKS)
+    for number, (block, hook) in enumerate(zip(blocks, HOOKS), 1):
+        title, summary, marks = block.splitlines()
+        assert title.strip() == f"{number}. {hook.name}({', '.join(hook.args)})"
+        assert summary.strip() == hook.summary and hook.summary.endswith(".")
+        assert ("firstresult" in marks) is hook.firstresult
+        assert ("all plugins are asked" in marks) is not hook.firstresult
+        assert marks.split("policy: ")[1].startswith("fatal" if hook.fatal else "not fatal")
+
+
+def test_readme_lists_the_same_hooks_in_the_same_order() -> None:
+    assert list(readme_sections()) == [hook.name for hook in HOOKS]
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=[hook.name for hook in HOOKS])
+def test_readme_marks_and_arguments_match_the_spec(hook: hookref.HookInfo) -> None:
+    text = " ".join(readme_sections()[hook.name].split())
+    assert ("*firstresult*" in text) is hook.firstresult, text
+    assert ("*All plugins are asked*" in text) is not hook.firstresult, text
+    assert ("Policy: **fatal**" in text) is hook.fatal, text
+    assert ("Policy: not fatal" in text) is not hook.fatal, text
+    arguments = text.split("Arguments: ", 1)[1].split("Returns:", 1)[0]
+    assert re.findall(r"`(\w+)`", arguments)[:len(hook.args)] == list(hook.args), arguments

@@ -1,0 +1,184 @@
+"""``glidein-plugins pack``: the glidein tarball. Its contents and their normalisation, the
+MANIFEST, reproducibility, the vendored pure-Python pluggy and PyYAML, and end to end: the
+setup script run from the unpacked tarball, as glidein_startup.sh runs it, by a Python that has
+nothing but the standard library (a bare venv), on a fake node with a working runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import FakeCvmfs, glidein_result, make_work_dir, run_cli
+
+from glidein_plugins import __version__, pack
+
+TOP_LEVEL = {"glidein_plugins", "hooks", "factory_configs", "pluggy", "yaml", "licenses",
+             "MANIFEST", "VERSION"}
+HOOKS = ("glidein_plugins_setup.sh", "glidein_plugins_wrapper.sh", "glidein_plugins_periodic.sh")
+
+
+def build(output: Path) -> tuple[Path, str]:
+    proc = run_cli(["pack", "--output", str(output)], output.parent)
+    assert proc.returncode == 0, proc.stderr
+    return output / pack.tarball_name(), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("pack") / "out")[0]
+
+
+@pytest.fixture(scope="module")
+def members(tarball: Path) -> list[tarfile.TarInfo]:
+    with tarfile.open(tarball) as tar:
+        return tar.getmembers()
+
+
+@pytest.fixture(scope="module")
+def unpacked(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return unpack(tarball, tmp_path_factory.mktemp("unpacked"))
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A venv without pip and without site packages: only the standard library."""
+    venv = tmp_path_factory.mktemp("venv") / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    python = next(path for path in (venv / "bin" / "python3", venv / "bin" / "python")
+                  if path.exists())
+    for module in ("pluggy", "yaml", "glidein_plugins"):  # the premise of the tests using it
+        proc = subprocess.run([str(python), "-c", f"import {module}"], cwd=venv, env=clean_env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert proc.returncode != 0, f"{module} is importable outside the tarball"
+    return str(python)
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This environment without PYTHON* variables (the package must come from the tarball)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    environ.update(values)
+    return environ
+
+
+def unpack(tarball: Path, directory: Path) -> Path:
+    """``tar -xzf`` as GlideinWMS untars (into an existing, empty directory)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(directory)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    return directory
+
+
+def test_building_twice_gives_identical_bytes_and_reports_the_size(tmp_path: Path,
+                                                                   tarball: Path) -> None:
+    again, out = build(tmp_path / "again")
+    assert again.read_bytes() == tarball.read_bytes()
+    size = tarball.stat().st_size
+    assert f": {size} bytes" in out and "psutil is not included" in out
+    assert 10_000 < size < 2_000_000
+    assert tarball.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime 0
+    assert not list((tmp_path / "again").glob(".*"))  # no temporary file left behind
+
+
+def test_the_layout_is_one_flat_directory_without_caches(members: list[tarfile.TarInfo]) -> None:
+    names = [member.name for member in members]
+    assert names == sorted(names)
+    assert {name.split("/")[0] for name in names} == TOP_LEVEL
+    assert {f"hooks/{hook}" for hook in HOOKS} <= set(names)
+    assert {"glidein_plugins/__init__.py", "glidein_plugins/default_config.yaml",
+            "glidein_plugins/builtin/__init__.py", "pluggy/__init__.py", "yaml/__init__.py",
+            "factory_configs/example.yaml"} <= set(names)
+    for name in names:
+        assert "__pycache__" not in name and not name.endswith((".pyc", ".so")), name
+        assert not name.startswith(("/", "..")) and "/../" not in name, name
+    assert not any(name.startswith(("psutil", "_yaml")) for name in names)
+
+
+def test_every_entry_is_normalised(members: list[tarfile.TarInfo]) -> None:
+    for member in members:
+        assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", ""), member
+        assert member.mtime == pack.MTIME, member.name
+        assert member.isdir() or member.isfile(), member.name
+        executable = member.isdir() or member.name.startswith("hooks/")
+        assert member.mode == (0o755 if executable else 0o644), member.name
+
+
+def test_the_manifest_hashes_every_other_file_and_version_names_it(unpacked: Path) -> None:
+    files = sorted(path.relative_to(unpacked).as_posix() for path in unpacked.rglob("*")
+                   if path.is_file())
+    manifest = {}
+    for line in (unpacked / "MANIFEST").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        manifest[name] = digest
+    assert sorted(manifest) == [name for name in files if name != "MANIFEST"]
+    for name, digest in manifest.items():
+        assert hashlib.sha256((unpacked / name).read_bytes()).hexdigest() == digest, name
+    version = (unpacked / "VERSION").read_text().splitlines()
+    assert version[0] == f"glidein_plugins {__version__}"
+    assert {line.split()[0] for line in version[1:]} == {"pluggy", "PyYAML"}
+
+
+def test_the_vendored_packages_import_from_the_tarball_alone(unpacked: Path) -> None:
+    """``-I -S``: no site-packages at all, so pluggy and yaml can only come from the tarball."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import pluggy, yaml, glidein_plugins;"
+            "print(pluggy.__file__); print(yaml.__file__); print(glidein_plugins.__file__);"
+            "print(yaml.__with_libyaml__, yaml.safe_load('a: [1, 2]'))")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
+                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    *paths, last = proc.stdout.splitlines()
+    assert all(Path(path).is_relative_to(unpacked) for path in paths), paths
+    assert last == "False {'a': [1, 2]}"
+
+
+def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:
+    sha256sum = shutil.which("sha256sum")
+    if sha256sum is None:
+        pytest.skip("no sha256sum on this machine")
+    proc = subprocess.run([sha256sum, "--check", "--strict", "--quiet", "MANIFEST"],
+                          cwd=unpacked, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("layout", ["tarball", "glideinwms"])
+def test_the_setup_script_runs_from_the_unpacked_tarball_alone(
+        tmp_path: Path, tarball: Path, bare_python: str, fake_cvmfs: FakeCvmfs,
+        layout: str) -> None:
+    """``tarball``: unpacked into the (empty) work dir, run as ``hooks/glidein_plugins_setup.sh``.
+    ``glideinwms``: as the factory-xml files deliver it: the tarball untarred into
+    ``entry_X/glidein_plugins/``, the setup script shipped beside it as a file of its own."""
+    work = tmp_path / "work"
+    if layout == "tarball":
+        unpack(tarball, work)
+        script = "hooks/glidein_plugins_setup.sh"
+    else:
+        untarred = unpack(tarball, work / "entry_TEST_ENTRY" / "glidein_plugins")
+        script = "entry_TEST_ENTRY/glidein_plugins_setup.sh"
+        shutil.copy2(untarred / "hooks" / "glidein_plugins_setup.sh", work / script)
+    make_work_dir(work, {"GLIDEIN_Singularity_Use": "PREFERRED"})
+    binary = fake_cvmfs.bin.install_runtime("apptainer")
+    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=bare_python,
+                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
+    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    result = glidein_result(proc, work)
+    assert result.exit_code == 0, proc.stdout + proc.stderr
+    assert f"using {bare_python} " in proc.stderr
+    assert (result.metrics["use_singularity"], result.metrics["singularity_mode"]) == (
+        "True", "PREFERRED")
+    assert result.config["HAS_SINGULARITY"] == "True"
+    assert result.config["SINGULARITY_PATH"] == str(binary)
+    assert result.config["GWMS_SINGULARITY_STATUS"] == "PREFERRED"
+    for name in ("HAS_SINGULARITY", "SINGULARITY_PATH", "GWMS_SINGULARITY_STATUS"):
+        assert result.condor_vars[name].split()[1:] == ["C" if name == "HAS_SINGULARITY"
+                                                        else "S", "-", "+", "N", "Y", "+"]
+    package_dir = work if layout == "tarball" else work / "entry_TEST_ENTRY" / "glidein_plugins"
+    assert result.config["GLIDEIN_PLUGINS_DIR"] == str(package_dir.resolve())
