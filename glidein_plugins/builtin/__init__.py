@@ -15,4 +15,8 @@ BUILTINS: dict[str, tuple[str, bool]] = {
     "gpus": ("glidein_plugins.builtin.gpus", True),
     "singularity": ("glidein_plugins.builtin.singularity", True),
     "launch": ("glidein_plugins.builtin.launch", True),
+    # the reference VO plugins: only on the entries that enable them
+    "osg": ("glidein_plugins.vo.osg", False),
+    "cms": ("glidein_plugins.vo.cms", False),
+    "atlas": ("glidein_plugins.vo.atlas", False),
 }

@@ -1,0 +1,99 @@
+"""VO plugin ``osg`` (enabled per entry): the OSG-distributed Apptainer, OSG's images and OSG's
+attribute names.
+
+Technique shown: **adding runtime candidates, images and probe-derived attributes**.
+
+* Runtime: proposes OSG's unprivileged Apptainer in CVMFS,
+  ``/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/bin/apptainer`` (rebased on
+  ``CVMFS_MOUNT_DIR``), at priority 250: after what the site named explicitly
+  (``GLIDEIN_SINGULARITY_BINARY_OVERRIDE`` 100+, ``SINGULARITY_BIN`` 200+), before the
+  ``apptainer``/``singularity`` on PATH (300+) and the old OSG ``singularity`` (700). It is
+  proposed even when missing, so that its rejection is explained in the trace.
+* Images: OSG's ``rhel9``/``rhel8``/``rhel7`` images
+  (``/cvmfs/singularity.opensciencegrid.org/opensciencegrid/osgvo-elN:latest``) for each platform
+  the configured ``SINGULARITY_IMAGES_DICT`` does not name (a Frontend's own dict is never
+  overridden), checked as the built-in ``images`` plugin checks its own.
+* Attributes: the legacy names OSG jobs' requirements still match on, ``OSG_SINGULARITY_PATH``
+  and ``OSG_SINGULARITY_VERSION`` (the proven runtime), and ``OSG_CVMFS_APPTAINER`` (True when
+  the proven runtime is OSG's Apptainer from CVMFS, the OSPool's supported one; its
+  ``_REASON`` names the runtime used instead). The probe's findings are already published by
+  the built-in ``singularity`` plugin under ``SINGULARITY_CAN_*``; this plugin does not repeat
+  them.
+
+Settings (``settings: {osg: {...}}``): ``apptainer`` (path, default the CVMFS one above; ``''``
+proposes nothing), ``priority`` (250), ``images`` (true: offer OSG's images), ``timeout``
+(seconds for each check of the images, 20).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glidein_plugins import hookimpl
+from glidein_plugins.builtin import images as builtin_images
+from glidein_plugins.builtin.discovery import cvmfs_root
+from glidein_plugins.context import Context
+from glidein_plugins.images import OSG_DEFAULTS, rebase_cvmfs
+from glidein_plugins.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
+from glidein_plugins.vo import _common
+
+PLUGIN = "osg"
+APPTAINER = "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/bin/apptainer"
+SOURCE = "OSG Apptainer in CVMFS"
+SETTINGS: dict[str, Any] = {"apptainer": None, "priority": 250, "images": True, "timeout": 20.0}
+CHECKS: dict[str, _common.Check] = {
+    "apptainer": _common.path_or_empty, "priority": _common.integer,
+    "images": _common.boolean, "timeout": _common.seconds,
+}
+
+
+def settings(context: Context) -> dict[str, Any]:
+    return _common.settings(context, PLUGIN, SETTINGS, CHECKS)
+
+
+def apptainer(context: Context, options: dict[str, Any]) -> str:
+    """The Apptainer to propose ('' for none): the setting, else OSG's, rebased."""
+    configured = options["apptainer"]
+    if configured is not None:
+        return str(configured)
+    return rebase_cvmfs(APPTAINER, cvmfs_root(context).rstrip("/") or "/cvmfs")
+
+
+@hookimpl
+def glidein_runtime_discover(context: Context) -> list[RuntimeCandidate]:
+    options = settings(context)
+    path = apptainer(context, options)
+    return [RuntimeCandidate(path, SOURCE, int(options["priority"]))] if path else []
+
+
+@hookimpl
+def glidein_images_contribute(context: Context) -> list[Image]:
+    options = settings(context)
+    if not options["images"]:
+        return []
+    named = {item.platform for item in builtin_images.configured(context, osg_defaults=False)}
+    wanted = [(platform, uri) for platform, uri in OSG_DEFAULTS if platform not in named]
+    if named:
+        context.note(f"OSG images not offered for {', '.join(sorted(named))}: the configured "
+                     "images dict names them")
+    return _common.usable_images(context, wanted, "OSG image", float(options["timeout"]))
+
+
+@hookimpl
+def glidein_attributes_contribute(context: Context, facts: Facts) -> list[Attribute]:
+    settings(context)
+    runtime = facts.runtime
+    if runtime is None or not facts.has_singularity:
+        return []
+    expected = apptainer(context, settings(context))
+    attributes = list(flag(
+        "OSG_CVMFS_APPTAINER", bool(expected) and runtime.candidate.path == expected,
+        f"the runtime in use is {runtime.candidate.path} ({runtime.candidate.source}), not "
+        f"{expected or 'OSG Apptainer (not proposed: settings.osg.apptainer is empty)'}"))
+    for name, text in (("OSG_SINGULARITY_PATH", runtime.candidate.path),
+                       ("OSG_SINGULARITY_VERSION", one_line(runtime.version))):
+        try:
+            attributes.append(Attribute.string(name, text))
+        except ValueError as exc:
+            context.note(f"{name} not published: {exc}", "warning")
+    return attributes
