@@ -42,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = ROOT / "hooks" / "glidein_plugins_wrapper.sh"
-FAKE_RUNTIME = ROOT / "tests" / "fakes" / "apptainer"
+FAKE_RUNTIME = ROOT / "glidein_plugins" / "testing" / "fakes" / "apptainer"
 HEAVY = ("re", "dataclasses", "inspect", "typing", "enum", "subprocess", "json", "pathlib",
          "concurrent.futures", "pluggy", "yaml", "glidein_plugins.results")
 REPOS = ("cms.cern.ch", "oasis.opensciencegrid.org")

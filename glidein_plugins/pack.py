@@ -37,6 +37,8 @@ VENDORED = (("pluggy", "pluggy", (".py", "py.typed")), ("yaml", "PyYAML", (".py"
 SOURCE_DIRS = ("hooks", "factory_configs")
 SKIPPED_DIRS = {"__pycache__"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd")
+# the plugin-author kit (pytest fixtures, fake runtimes) has no use on a worker node
+SKIPPED_PACKAGE_DIRS = ("testing",)
 
 
 class PackError(Exception):
@@ -110,7 +112,8 @@ def sources(root: Path | None = None) -> tuple[dict[str, Path], str]:
     this package is in)."""
     package = Path(__file__).resolve().parent
     root = root or package.parent
-    files = _tree(root / "glidein_plugins", "glidein_plugins")
+    files = {name: path for name, path in _tree(root / "glidein_plugins", "glidein_plugins").items()
+             if name.split("/")[1] not in SKIPPED_PACKAGE_DIRS}
     for name in SOURCE_DIRS:
         files.update(_tree(root / name, name))
     vendored, versions = _vendored()

@@ -192,7 +192,8 @@ def print_plugins(plugins: Plugins, available: Mapping[str, tuple[Any, str, str]
         print(f"Blocked: {name}", file=out)
     for problem in plugins.problems:
         print(f"{'Error' if problem.fatal else 'Skipped'}: {problem}", file=out)
-    unused = sorted(set(available) - set(plugins.info) - set(plugins.blocked))
+    failed = {problem.name for problem in plugins.problems}
+    unused = sorted(set(available) - set(plugins.info) - set(plugins.blocked) - failed)
     for name in unused:
         _, dist, version = available[name]
         print(f"Installed, not enabled for this entry: {name} ({dist} {version})", file=out)

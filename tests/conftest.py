@@ -1,4 +1,10 @@
-"""Shared fixtures: a GlideinWMS work dir, the CLI run as a real subprocess, HTCondor's parsers."""
+"""Shared fixtures: the CLI run as a real subprocess, HTCondor's parsers, what a run leaves.
+
+The fake worker node (``work_dir``, ``fake_bin_dir``, ``fake_runtime``, ``fake_cvmfs``,
+``make_ad``, ``run_phases``) comes from the plugin-author kit, ``glidein_plugins.testing``,
+which pytest loads through its ``pytest11`` entry point; its helpers are re-exported here for
+the tests that import them from conftest.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +17,23 @@ from pathlib import Path
 
 import pytest
 
+from glidein_plugins.testing import (  # noqa: F401 - re-exported for the tests
+    FAKES,
+    NO_GPU_DETECTION,
+    RUNTIME_ENV_KEYS,
+    SAFE_PATH,
+    FakeBin,
+    FakeCvmfs,
+    ad_string,
+    bare_node_env,
+    gconfig_values,
+    make_work_dir,
+    write_ad,
+    write_executable,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 IS_PYPY = platform.python_implementation() == "PyPy"
-
-
-def make_work_dir(path: Path, values: dict[str, str] | None = None) -> Path:
-    """A glidein work dir as glidein_startup.sh leaves it before an entry script runs."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "condor_vars.lst").write_text(
-        "# VarName Type Default CondorName Required Export UserJobEnvName\n"
-        "GLIDEIN_Site S - + N Y @\n")
-    base = {
-        "GLIDEIN_Entry_Name": "TEST_ENTRY",
-        "GLIDEIN_Name": "gfactory_instance",
-        "GLIDEIN_Factory": "TestFactory",
-        "GLIDECLIENT_Name": "frontend.main",
-        "GLIDEIN_WORK_DIR": str(path / "main"),
-        "GLIDEIN_ENTRY_WORK_DIR": str(path / "entry_TEST_ENTRY"),
-        "TMP_DIR": str(path / "tmp"),
-        "CONDOR_VARS_FILE": str(path / "condor_vars.lst"),
-        "ERROR_GEN_PATH": str(path / "main" / "error_gen.sh"),
-    }
-    base.update(values or {})
-    (path / "glidein_config").write_text("".join(f"{k} {v}\n" for k, v in base.items()))
-    return path
-
-
-@pytest.fixture
-def work_dir(tmp_path: Path) -> Path:
-    """A fresh glidein work dir with a minimal glidein_config and condor_vars.lst."""
-    return make_work_dir(tmp_path / "glide_work")
 
 
 def run_cli(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None,
@@ -84,18 +77,6 @@ import xml.etree.ElementTree as ET  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 _XML_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d\Z")
-
-
-def gconfig_values(path: Path) -> dict[str, str]:
-    """glidein_config as ``gconfig_get`` reads it: value after the first space, last line wins."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(errors="surrogateescape").splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition(" ")
-            values[key] = value
-    return values
 
 
 @dataclass
@@ -159,176 +140,10 @@ def startd_values(result: GlideinResult, classad2) -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fake container runtimes, a fake CVMFS tree and a stale-mount `stat` (tests/fakes/)
+# A `glidein-plugins run` report (the fake node itself is the kit's: glidein_plugins.testing)
 # ---------------------------------------------------------------------------------------------
 
 from typing import Any  # noqa: E402
-
-FAKES = ROOT / "tests" / "fakes"
-SAFE_PATH = "/usr/bin:/bin"
-# every input the runtime plugins read from the environment: blanked unless a test sets it, so
-# that the real machine's state (a real apptainer, modules, CVMFS) never leaks into a test
-RUNTIME_ENV_KEYS = (
-    "GLIDEIN_SINGULARITY_BINARY_OVERRIDE", "SINGULARITY_BIN", "OSG_SINGULARITY_BINARY",
-    "CONDOR_DIR", "CVMFS_MOUNT_DIR", "MODULESHOME", "LMOD_CMD", "APPTAINER_CONTAINER",
-    "SINGULARITY_CONTAINER", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH",
-    "SINGULARITY_IMAGES_DICT", "SINGULARITY_IMAGE_DEFAULT", "SINGULARITY_IMAGE_DEFAULT6",
-    "SINGULARITY_IMAGE_DEFAULT7", "SINGULARITY_IMAGE_RESTRICTIONS",
-    "GLIDEIN_SINGULARITY_BINDPATH", "GLIDEIN_SINGULARITY_BINDPATH_DEFAULT",
-    "FAKE_RUNTIME_VERSION", "FAKE_RUNTIME_MODE", "FAKE_RUNTIME_FAIL", "FAKE_RUNTIME_DELAY",
-    "FAKE_STAT_HANG",
-)
-# the built-in ``gpus`` plugin blocked: what the real machine's GPUs are never enters a container
-# test (a test setting GLIDEIN_PLUGINS_DISABLE itself names ``gpus`` too)
-NO_GPU_DETECTION = {"GLIDEIN_PLUGINS_DISABLE": "gpus"}
-
-
-def _shell_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-@dataclass
-class FakeBin:
-    """A bin directory for fake executables, and the log every fake runtime appends to.
-
-    ``install_runtime`` puts a configured copy of ``tests/fakes/apptainer`` (see its header for
-    every behaviour) at ``directory/name``; ``install_stat`` puts the stale-mount ``stat`` in
-    the bin dir; ``env`` is the environment a test runs the package with: PATH is
-    ``<bin dir>:/usr/bin:/bin``, the runtime variables of ``RUNTIME_ENV_KEYS`` are blanked
-    unless given, ``FAKE_RUNTIME_LOG`` names ``log``, GPU detection is off (``NO_GPU_DETECTION``:
-    these are the container tests; the GPU tests make their own node); ``calls`` reads that log
-    back.
-    """
-
-    dir: Path
-    log: Path
-
-    def install_runtime(self, name: str = "apptainer", *, version: str | None = None,
-                        mode: str | None = None, fail: Sequence[str] | str = (),
-                        delay: float | None = None, directory: Path | None = None) -> Path:
-        """A fake runtime at ``directory/name`` (default: the bin dir), executable.
-
-        ``version`` is its ``--version`` line (e.g. ``"singularity-ce version 3.11.4"``),
-        ``mode`` ``privileged``/``fakeroot``/``unprivileged``, ``fail`` the failures to act out
-        (``"hang"``, ``["nopid", "ansi"]``, ...), ``delay`` seconds slept before anything.
-        These settings are written into the copy, so they win over the environment and two
-        copies can behave differently. Returns the path.
-        """
-        config = {"FAKE_RUNTIME_VERSION": version, "FAKE_RUNTIME_MODE": mode,
-                  "FAKE_RUNTIME_FAIL": fail if isinstance(fail, str) else ",".join(fail),
-                  "FAKE_RUNTIME_DELAY": None if delay is None else str(delay)}
-        lines = "".join(f"{key}={_shell_quote(value)}\n" for key, value in config.items()
-                        if value)
-        text = (FAKES / "apptainer").read_text().replace("# @FAKE_CONFIG@\n", lines, 1)
-        return self._write((directory or self.dir) / name, text)
-
-    def install_stat(self) -> Path:
-        """The fake ``stat`` (hangs on paths under ``FAKE_STAT_HANG``) in the bin dir."""
-        return self._write(self.dir / "stat", (FAKES / "stat").read_text())
-
-    def install_script(self, name: str, text: str, directory: Path | None = None) -> Path:
-        """Any executable script (``text`` starts with its ``#!`` line)."""
-        return self._write((directory or self.dir) / name, text)
-
-    @staticmethod
-    def _write(path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o755)
-        return path
-
-    def env(self, **values: str) -> dict[str, str]:
-        """The environment for a run against the fakes (``values`` set or replace keys)."""
-        environ = {key: "" for key in RUNTIME_ENV_KEYS}
-        environ.update(PATH=f"{self.dir}:{SAFE_PATH}", FAKE_RUNTIME_LOG=str(self.log),
-                       **NO_GPU_DETECTION)
-        environ.update(values)
-        return environ
-
-    def calls(self, path: Path | str | None = None) -> list[list[str]]:
-        """Every logged invocation as ``[binary, arg, ...]`` (only ``path``'s when given)."""
-        if not self.log.is_file():
-            return []
-        found = [line.split("\t") for line in self.log.read_text().splitlines() if line]
-        return [call for call in found if path is None or call[0] == str(path)]
-
-    def exec_calls(self, path: Path | str | None = None) -> list[list[str]]:
-        """The logged ``exec`` invocations (argv without the binary)."""
-        return [call[1:] for call in self.calls(path) if call[1:2] == ["exec"]]
-
-
-@pytest.fixture
-def fake_bin_dir(tmp_path: Path) -> FakeBin:
-    """An empty bin directory ``tmp_path/bin`` for fakes (see ``FakeBin``)."""
-    (tmp_path / "bin").mkdir()
-    return FakeBin(tmp_path / "bin", tmp_path / "fake_runtime.log")
-
-
-@pytest.fixture
-def fake_runtime(fake_bin_dir: FakeBin) -> FakeBin:
-    """``fake_bin_dir`` with a working unprivileged Apptainer 1.3.4 installed as ``apptainer``
-    (reinstall with ``install_runtime("apptainer", ...)`` to change it)."""
-    fake_bin_dir.install_runtime("apptainer")
-    return fake_bin_dir
-
-
-@dataclass
-class FakeCvmfs:
-    """A CVMFS tree: ``root`` is what ``CVMFS_MOUNT_DIR`` names.
-
-    ``images`` maps ``rhel9``/``rhel8``/``rhel7`` to the OSG image directories
-    ``root/singularity.opensciencegrid.org/opensciencegrid/osgvo-elN:latest`` (each holding
-    ``srv etc cvmfs tmp bin usr``), ``osg_binary`` is the OSG-distributed runtime
-    ``root/oasis.opensciencegrid.org/mis/singularity/bin/singularity`` (a fake runtime, present
-    only after ``install_osg_binary``).
-    """
-
-    root: Path
-    images: dict[str, Path]
-    bin: FakeBin
-
-    @property
-    def osg_binary(self) -> Path:
-        return self.root / "oasis.opensciencegrid.org" / "mis" / "singularity" / "bin" / \
-            "singularity"
-
-    def install_osg_binary(self, **config: Any) -> Path:
-        """The fake runtime at ``osg_binary`` (``config`` as for ``FakeBin.install_runtime``)."""
-        return self.bin.install_runtime("singularity", directory=self.osg_binary.parent,
-                                        **config)
-
-    def images_dict(self, *platforms: str) -> str:
-        """A ``SINGULARITY_IMAGES_DICT`` naming the given platforms' images (all by default)."""
-        return ",".join(f"{key}:{self.images[key]}" for key in platforms or self.images)
-
-    def env(self, **values: str) -> dict[str, str]:
-        """``FakeBin.env`` with ``CVMFS_MOUNT_DIR`` set to ``root``."""
-        return self.bin.env(**{"CVMFS_MOUNT_DIR": str(self.root), **values})
-
-
-@pytest.fixture
-def fake_cvmfs(tmp_path: Path, fake_bin_dir: FakeBin) -> FakeCvmfs:
-    """A fake CVMFS tree under ``tmp_path/cvmfs`` with the three OSG images (see ``FakeCvmfs``);
-    its ``bin`` is the test's ``fake_bin_dir``."""
-    root = tmp_path / "cvmfs"
-    images = {}
-    for number in (9, 8, 7):
-        image = (root / "singularity.opensciencegrid.org" / "opensciencegrid" /
-                 f"osgvo-el{number}:latest")
-        for sub in ("srv", "etc", "cvmfs", "tmp", "bin", "usr"):
-            (image / sub).mkdir(parents=True)
-        images[f"rhel{number}"] = image
-    return FakeCvmfs(root, images, fake_bin_dir)
-
-
-def bare_node_env(root: Path) -> dict[str, str]:
-    """The environment of a node with no container runtime and no image, whatever machine runs
-    the tests: PATH is the system directories (plus the empty ``root``), ``CVMFS_MOUNT_DIR`` the
-    empty ``root``, every other runtime input of ``RUNTIME_ENV_KEYS`` blank, GPU detection off
-    (``NO_GPU_DETECTION``). A real ``/usr/bin/apptainer`` may still be proposed, but no image
-    exists to prove it with."""
-    root.mkdir(parents=True, exist_ok=True)
-    return FakeBin(root, root.parent / f"{root.name}.log").env(CVMFS_MOUNT_DIR=str(root))
 
 
 def report_table(text: str, title: str) -> list[list[str]]:
@@ -418,25 +233,13 @@ def runtime_calls(log: Path) -> list[list[str]]:
 def install_printing_job(directory: Path) -> Path:
     """An executable job (outside the sandbox: the fake runtime does not bind it at /srv) that
     prints its argv, cwd and environment as JSON; read it with ``job_view``."""
-    return FakeBin._write(directory / "print_job", _PRINTING_JOB.format(python=sys.executable))
+    return write_executable(directory / "print_job", _PRINTING_JOB.format(python=sys.executable))
 
 
 def job_view(proc: subprocess.CompletedProcess) -> dict[str, Any]:
     """What the printing job saw (the last line of stdout)."""
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     return json.loads(proc.stdout.splitlines()[-1])
-
-
-def write_ad(path: Path, attributes: dict[str, str]) -> Path:
-    """An ad file as the starter writes ``_CONDOR_JOB_AD``: ``Name = expression`` lines
-    (values are expression text: quote strings yourself, or use ``ad_string``)."""
-    path.write_text("".join(f"{name} = {expr}\n" for name, expr in attributes.items()))
-    return path
-
-
-def ad_string(value: str) -> str:
-    """A ClassAd string literal as the starter writes one (old syntax: ``\\"`` for ``"``)."""
-    return '"' + value.replace('"', '\\"') + '"'
 
 
 def run_wrapper(job: Sequence[str], sandbox: Path, env: dict[str, str],
@@ -451,3 +254,8 @@ def run_wrapper(job: Sequence[str], sandbox: Path, env: dict[str, str],
     return subprocess.run([*shell, str(wrapper), *job], cwd=sandbox, env=environ,
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
                           text=True, errors="surrogateescape")
+
+
+# the installable sample distributions carry their own tests (run by test_third_party.py
+# against their installed copy): never collected as part of this suite
+collect_ignore = ["plugins/sample_vo_dist", "plugins/broken_vo_dist"]

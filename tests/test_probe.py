@@ -1,4 +1,4 @@
-"""Built-in ``probe``: real subprocesses against the fake runtime (tests/fakes/apptainer), in
+"""Built-in ``probe``: real subprocesses against the kit's fake runtime (``testing/fakes``), in
 the fake CVMFS's images; and ``glidein-plugins setup`` bounded by its budget when a runtime or
 CVMFS hangs, leaving no process behind."""
 
@@ -16,6 +16,7 @@ from glidein_plugins.context import Context, Deadline
 from glidein_plugins.factory_config import EntryConfig, Setting
 from glidein_plugins.glidein_config import parse
 from glidein_plugins.results import Facts, Image, RuntimeCandidate, RuntimeProbe
+from glidein_plugins.testing import FAKES
 
 ESC = "\x1b"
 
@@ -145,7 +146,7 @@ def test_what_is_not_a_program_is_rejected_without_running_it(fake_cvmfs, tmp_pa
     if kind == "directory":
         path.mkdir()
     elif kind == "not executable":
-        path.write_text((Path(__file__).parent / "fakes" / "apptainer").read_text())
+        path.write_text((FAKES / "apptainer").read_text())
         path.chmod(0o644)
     result, _ = run_probe(fake_cvmfs, path)
     assert (result.ok, result.reason) == (False, why.format(path=path))

@@ -1,4 +1,4 @@
-"""End to end on a node with fake runtimes (``tests/fakes/apptainer``) and a fake CVMFS tree:
+"""End to end on a node with the kit's fake runtimes (``testing/fakes``) and a fake CVMFS tree:
 ``glidein-plugins setup`` and ``glidein-plugins run`` as real processes, with the real built-in
 plugins (discovery, probe, images, binds, singularity), judged by what they leave behind: the
 result XML, glidein_config and condor_vars.lst, whose values HTCondor's own parser evaluates.
