@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,53 @@ def test_the_setup_script_runs_from_the_unpacked_tarball_alone(
                                                         else "S", "-", "+", "N", "Y", "+"]
     package_dir = work if layout == "tarball" else work / "entry_TEST_ENTRY" / "glidein_plugins"
     assert result.config["GLIDEIN_PLUGINS_DIR"] == str(package_dir.resolve())
+
+
+def _osg(cvmfs: FakeCvmfs) -> dict[str, object]:
+    apptainer = cvmfs.bin.install_runtime("apptainer", directory=cvmfs.root.joinpath(
+        "oasis.opensciencegrid.org", "mis", "apptainer", "current", "bin"))
+    return {"SINGULARITY_PATH": str(apptainer), "OSG_SINGULARITY_PATH": str(apptainer),
+            "OSG_CVMFS_APPTAINER": "True"}
+
+
+def _cms(cvmfs: FakeCvmfs) -> dict[str, object]:
+    cvmfs.bin.install_runtime("apptainer")
+    for n in (9, 8, 7):
+        cvmfs.add_image(f"singularity.opensciencegrid.org/cmssw/cms:rhel{n}")
+    (cvmfs.root / "cms.cern.ch" / "SITECONF" / "T2_XX_Example").mkdir(parents=True)
+    return {"GWMS_SINGULARITY_STATUS": "REQUIRED"}
+
+
+def _atlas(cvmfs: FakeCvmfs) -> dict[str, object]:
+    cvmfs.bin.install_runtime("apptainer")
+    return {"ATLAS_CONTAINER_OK": "False"}  # the example's /scratch/atlas is not on this node
+
+
+@pytest.mark.parametrize(("entry", "node", "platform"), [
+    ("OSG_EXAMPLE_SITE_ce1", _osg, "osgvo-el9"),
+    ("CMS_T2_XX_Example_ce1", _cms, "cmssw/cms:rhel9"),
+    ("ATLAS_EXAMPLE_SITE_ce1", _atlas, "osgvo-el9"),
+])
+def test_the_shipped_vo_entries_run_from_the_tarball_alone(
+        tmp_path: Path, tarball: Path, bare_python: str, fake_cvmfs: FakeCvmfs, entry: str,
+        node: Callable[[FakeCvmfs], dict[str, object]], platform: str) -> None:
+    """The osg, cms and atlas example entries of factory_configs/, as GlideinWMS delivers them
+    (tarball untarred into entry_X/glidein_plugins/, the setup script beside it), run with a
+    Python that has nothing but what the tarball carries."""
+    work = tmp_path / "work"
+    untarred = unpack(tarball, work / f"entry_{entry}" / "glidein_plugins")
+    script = f"entry_{entry}/glidein_plugins_setup.sh"
+    shutil.copy2(untarred / "hooks" / "glidein_plugins_setup.sh", work / script)
+    make_work_dir(work, {"GLIDEIN_Entry_Name": entry, "GLIDEIN_Singularity_Use": "PREFERRED"})
+    expected = node(fake_cvmfs)
+    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=bare_python,
+                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
+    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    result = glidein_result(proc, work)
+    assert result.exit_code == 0, proc.stdout + proc.stderr
+    assert result.config["HAS_SINGULARITY"] == "True"
+    assert platform in result.config["SINGULARITY_IMAGES_DICT"]
+    for name, value in expected.items():
+        assert result.config[name] == value, (name, proc.stdout)
+        assert name in result.condor_vars
