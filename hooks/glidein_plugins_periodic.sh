@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154  # python, python_version, tried, launcher: from glidein_plugins_python.sh
 # glidein_plugins_periodic.sh: the GlideinWMS periodic script of glidein_plugins.
 #
 # Listed in the entry's files with a period, beside the setup script, e.g.
@@ -112,74 +113,25 @@ trap 'rm -f "$scratch" "$scratch.out" "$scratch.err"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-check_seconds=${GLIDEIN_PLUGINS_PYTHON_TIMEOUT:-10}
-case $check_seconds in
-    '' | *[!0-9]* | 0) check_seconds=10 ;;
-esac
 budget=$(config_value GLIDEIN_PLUGINS_PERIODIC_BUDGET | cut -d . -f 1)
 case $budget in
     '' | *[!0-9]* | 0) budget=60 ;;
 esac
 run_seconds=$((budget + 15))  # Python keeps to the budget; this only catches a hung Python
 
-# bounded SECONDS COMMAND...: with `timeout` (KILL after a grace period when it takes -k);
-# unbounded when the node has no `timeout`.
-limit=none
-if command -v timeout >/dev/null 2>&1; then
-    if timeout -k 1 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
-        limit=term_then_kill
-    elif timeout 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
-        limit=term_only
-    fi
+library="$pkg_dir/hooks/glidein_plugins_python.sh"
+if [ ! -r "$library" ]; then
+    fallback "cannot read $library (an incomplete glidein_plugins tarball?)"
 fi
-bounded() {
-    seconds=$1
-    shift
-    case $limit in
-        term_then_kill) timeout -k 2 "$seconds" "$@" ;;
-        term_only) timeout "$seconds" "$@" ;;
-        *) "$@" ;;
-    esac
-}
+# shellcheck source=/dev/null  # the library, checked on its own
+. "$library"
 
 # The first Python >= 3.9 of the candidates, as the setup script chooses it.
-version_check='import sys; sys.exit(sys.version_info < (3, 9))'
-candidates=${GLIDEIN_PLUGINS_PYTHON_CANDIDATES-"python3 python3.14 python3.13 python3.12 python3.11 \
-python3.10 python3.9 python /usr/bin/python3 /usr/libexec/platform-python"}
-python=""
-set -f  # the list is split on spaces, never globbed
-for candidate in ${GLIDEIN_PLUGINS_PYTHON:+"$GLIDEIN_PLUGINS_PYTHON"} $candidates; do
-    case $candidate in
-        */*) path=$candidate ;;
-        *) path=$(command -v "$candidate" 2>/dev/null) ;;
-    esac
-    if [ -z "$path" ] || [ ! -f "$path" ] || [ ! -x "$path" ]; then
-        continue
-    fi
-    if bounded "$check_seconds" "$path" -s -E -c "$version_check" </dev/null >/dev/null 2>&1
-    then
-        python=$path
-        break
-    fi
-done
-set +f
+find_python
 if [ -z "$python" ]; then
     fallback "no Python 3.9 or newer found (the setup found one: was it removed?)"
 fi
 
-# As the setup script runs it: -s -E, the package dir first on sys.path, the cwd dropped.
-launcher=$(cat <<'EOF'
-import sys
-sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-sys.path.insert(0, sys.argv[1])
-try:
-    from glidein_plugins.cli import main
-except ImportError as exc:
-    sys.stderr.write("cannot import glidein_plugins or a dependency (pluggy, PyYAML): %s\n" % exc)
-    sys.exit(3)
-sys.exit(main(sys.argv[2:]))
-EOF
-)
 bounded "$run_seconds" "$python" -s -E -c "$launcher" "$pkg_dir" periodic \
     --config-dir "$pkg_dir/factory_configs" "$glidein_config" "$script_id" \
     </dev/null >"$scratch.out" 2>"$scratch.err"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154  # python, python_version, tried, launcher: from glidein_plugins_python.sh
 # glidein_plugins_setup.sh: the GlideinWMS setup script of glidein_plugins.
 #
 # glidein_startup.sh runs it as `glidein_plugins_setup.sh glidein_config ID </dev/null` with the
@@ -95,96 +96,14 @@ trap 'rm -f "$scratch.out" "$scratch.err"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-check_seconds=${GLIDEIN_PLUGINS_PYTHON_TIMEOUT:-10}
-case $check_seconds in
-    '' | *[!0-9]* | 0) check_seconds=10 ;;
-esac
-# How to bound a command: coreutils/busybox `timeout`, with a KILL after a grace period if it
-# takes -k; nothing when the node has no `timeout` (then a hung interpreter could hang us).
-limit=none
-if command -v timeout >/dev/null 2>&1; then
-    if timeout -k 1 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
-        limit=term_then_kill
-    elif timeout 5 /bin/sh -c : </dev/null >/dev/null 2>&1; then
-        limit=term_only
-    fi
+library="$pkg_dir/hooks/glidein_plugins_python.sh"
+if [ ! -r "$library" ]; then
+    fail Corruption "cannot read $library (an incomplete glidein_plugins tarball?)"
 fi
+# shellcheck source=/dev/null  # the library, checked on its own
+. "$library"
 
-bounded() {
-    case $limit in
-        term_then_kill) timeout -k 2 "$check_seconds" "$@" ;;
-        term_only) timeout "$check_seconds" "$@" ;;
-        *) "$@" ;;
-    esac
-}
-
-# Python 2 runs this too (and exits 1): it prints the version, exits 0 only from 3.9 on.
-version_check='import sys; sys.stdout.write("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < (3, 9))'
-
-tried=""
-note_tried() {
-    tried="${tried:+$tried; }$1"
-}
-
-# usable CANDIDATE: true if it is a Python >= 3.9 (sets python and python_version), else notes
-# why not. The version is written to a file, so an interpreter that leaves a child behind
-# holding its output cannot block us.
-usable() {
-    case $1 in
-        */*)
-            if [ ! -f "$1" ] || [ ! -x "$1" ]; then
-                note_tried "$1: not an executable file"
-                return 1
-            fi
-            path=$1
-            ;;
-        *)
-            if ! path=$(command -v "$1" 2>/dev/null) || [ -z "$path" ]; then
-                note_tried "$1: not found in PATH"
-                return 1
-            fi
-            ;;
-    esac
-    bounded "$path" -s -E -c "$version_check" </dev/null >"$scratch.out" 2>/dev/null
-    rc=$?
-    version=$(tr -cd '0-9.' <"$scratch.out" 2>/dev/null | cut -c 1-20)
-    case $rc in
-        0)
-            if [ -z "$version" ]; then
-                note_tried "$path: exit code 0 but no version reported: not a Python"
-                return 1
-            fi
-            python=$path
-            python_version=$version
-            return 0
-            ;;
-        1)
-            if [ -n "$version" ]; then
-                note_tried "$path: Python $version is older than 3.9"
-            else
-                note_tried "$path: not a usable Python (version check failed, exit code 1)"
-            fi
-            ;;
-        124 | 137 | 143)
-            note_tried "$path: version check timed out after $check_seconds s"
-            ;;
-        *)
-            note_tried "$path: version check failed (exit code $rc)"
-            ;;
-    esac
-    return 1
-}
-
-candidates=${GLIDEIN_PLUGINS_PYTHON_CANDIDATES-"python3 python3.14 python3.13 python3.12 python3.11 \
-python3.10 python3.9 python /usr/bin/python3 /usr/libexec/platform-python"}
-python=""
-set -f  # the list is split on spaces, never globbed
-for candidate in ${GLIDEIN_PLUGINS_PYTHON:+"$GLIDEIN_PLUGINS_PYTHON"} $candidates; do
-    if usable "$candidate"; then
-        break
-    fi
-done
-set +f
+find_python
 if [ -z "$python" ]; then
     fail WN_Resource "glidein_plugins needs Python 3.9 or newer; none found. Tried: $tried"
 fi
@@ -193,20 +112,6 @@ if [ -n "$tried" ]; then
 fi
 say "using $python (Python $python_version) for $pkg_dir"
 
-# -s -E: no user site-packages, no PYTHON* variables; the work dir ('' in sys.path) is dropped so
-# that a file downloaded there cannot shadow a module. Paths travel as arguments, never as code.
-launcher=$(cat <<'EOF'
-import sys
-sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-sys.path.insert(0, sys.argv[1])
-try:
-    from glidein_plugins.cli import main
-except ImportError as exc:
-    sys.stderr.write("cannot import glidein_plugins or a dependency (pluggy, PyYAML): %s\n" % exc)
-    sys.exit(3)
-sys.exit(main(sys.argv[2:]))
-EOF
-)
 "$python" -s -E -c "$launcher" "$pkg_dir" setup --config-dir "$pkg_dir/factory_configs" \
     "$glidein_config" "$script_id" </dev/null 2>"$scratch.err"
 rc=$?
