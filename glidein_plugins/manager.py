@@ -4,7 +4,6 @@ with its distribution and skipped, unless the entry requires it."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -12,15 +11,17 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from glidein_plugins import hookspecs
 from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.factory_config import EntryConfig
+
+if TYPE_CHECKING:  # imported when entry points are scanned: costly, rarely needed
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "glidein_plugins"
 DISABLE_ENV = "GLIDEIN_PLUGINS_DISABLE"  # comma/space separated names to block
@@ -94,6 +95,8 @@ def _scan_entry_points() -> tuple[dict[str, tuple[metadata.EntryPoint, str, str]
                                   list[LoadProblem]]:
     """The group's entry points, and a problem for each distribution whose metadata is
     unreadable (one broken distribution must not hide the others' plugins)."""
+    from importlib import metadata  # noqa: PLC0415 - slow; only when a plugin needs it
+
     found: dict[str, tuple[metadata.EntryPoint, str, str]] = {}
     problems: list[LoadProblem] = []
     for dist in metadata.distributions():
@@ -232,6 +235,8 @@ def _validate(pm: pluggy.PluginManager, plugin: Any) -> str:
             if impl.plugin is not plugin:
                 continue
             if caller.spec is None:
+                import difflib  # noqa: PLC0415 - only for this message
+
                 close = difflib.get_close_matches(caller.name, known_hooks(), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else "misspelt?"
                 return (f"implements unknown hook {caller.name!r} ({hint} known hooks: "

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from glidein_plugins import __version__
+from glidein_plugins import __version__, factory_config
+from glidein_plugins.errors import ConfigError
 
 MTIME = 946684800  # 2000-01-01T00:00:00Z: every entry's fixed modification time
 # (import name, distribution name, file name suffixes vendored)
@@ -136,11 +137,28 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | None, executable: bool) 
         tar.addfile(info, io.BytesIO(data))
 
 
+def _parsed_configs(files: dict[str, Path]) -> dict[str, tuple[bytes, bool]]:
+    """The parsed form of every shipped YAML configuration (see ``factory_config``), which
+    spares the glidein PyYAML; a configuration with errors stops the build."""
+    found = {}
+    for name, path in files.items():
+        if name.endswith(".yaml") and name.split("/")[0] in ("factory_configs", "glidein_plugins"):
+            try:
+                data = factory_config.compiled(path)
+            except ConfigError as exc:
+                raise PackError(f"{name}: {exc}") from None
+            if data is not None:
+                cache = factory_config.cache_path(Path(name)).as_posix()
+                found[cache] = (data, False)
+    return found
+
+
 def tarball_bytes(root: Path | None = None) -> tuple[bytes, int]:
     """The gzip tarball's bytes and how many files it holds."""
     files, version = sources(root)
     contents = {name: (path.read_bytes(), os.access(path, os.X_OK)) for name, path in
                 files.items()}
+    contents.update(_parsed_configs(files))
     contents["VERSION"] = (version.encode(), False)
     manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
                        for name, (data, _) in sorted(contents.items()))

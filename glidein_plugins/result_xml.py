@@ -4,10 +4,9 @@ leaves in the directory it started in. Status is OK exactly when the exit code i
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
 from glidein_plugins import atomic
 from glidein_plugins.results import Failure
@@ -23,26 +22,37 @@ def _clean(text: object) -> str:
     return _XML_INVALID.sub("?", str(text))
 
 
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;",
+                       "\n": "&#10;", "\t": "&#9;"})
+
+
 def _text(text: object) -> str:
     """Element content for ``text`` (CR as a reference: a parser would turn a raw one into LF)."""
-    return escape(_clean(text), {"\r": "&#13;"})
+    return _clean(text).translate(_TEXT)
+
+
+def _attr(text: object) -> str:
+    """A double-quoted attribute value (whitespace as references, which parsers keep)."""
+    return '"' + _clean(text).translate(_ATTR) + '"'
 
 
 def _timestamp() -> str:
     """Local time as ``YYYY-MM-DDTHH:MM:SS+hh:mm`` (``date +%Y-%m-%dT%H:%M:%S%:z``)."""
-    return datetime.now().astimezone().isoformat(timespec="seconds")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return stamp[:-2] + ":" + stamp[-2:]
 
 
 def render(script_id: str, failure: Failure | None, metrics: Mapping[str, str]) -> str:
     """The XML text: OK with metrics, or ERROR with the failure type, metrics and detail."""
-    stamp = quoteattr(_timestamp())
+    stamp = _attr(_timestamp())
 
     def metric(name: str, value: object) -> str:
-        return (f"    <metric name={quoteattr(_clean(name))} ts={stamp} uri=\"local\">"
+        return (f"    <metric name={_attr(name)} ts={stamp} uri=\"local\">"
                 f"{_text(value)}</metric>")
 
     lines = ['<?xml version="1.0"?>',
-             f'<OSGTestResult id={quoteattr(_clean(script_id))} version="4.3.1">',
+             f'<OSGTestResult id={_attr(script_id)} version="4.3.1">',
              "  <result>",
              f"    <status>{'ERROR' if failure else 'OK'}</status>"]
     if failure:

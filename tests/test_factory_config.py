@@ -187,3 +187,56 @@ def test_check_config_accepts_an_empty_file(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("# nothing configured yet\n")
     proc = check_config(tmp_path / "empty.yaml", cwd=tmp_path)
     assert (proc.returncode, proc.stdout.strip()) == (0, "OK: 1 file(s), 0 entries")
+
+
+# -- the parsed form shipped in the tarball -------------------------------------------------------
+
+SHIPPED = sorted((Path(__file__).parent.parent / "factory_configs").glob("*.yaml"))
+
+
+def cache_beside(tmp_path: Path, source: Path) -> Path:
+    """``source`` copied into ``tmp_path`` with its cache written as ``pack`` writes it."""
+    copy = tmp_path / source.name
+    copy.write_bytes(source.read_bytes())
+    data = factory_config.compiled(copy)
+    assert data is not None
+    factory_config.cache_path(copy).parent.mkdir(exist_ok=True)
+    factory_config.cache_path(copy).write_bytes(data)
+    return copy
+
+
+@pytest.mark.parametrize("source", [SITE, OVERRIDE, *SHIPPED], ids=lambda path: path.name)
+def test_the_cache_gives_what_the_yaml_gives_with_the_same_lines(tmp_path: Path,
+                                                                  source: Path) -> None:
+    copy = cache_beside(tmp_path, source)
+    cached = factory_config.load([copy])
+    factory_config.cache_path(copy).unlink()
+    assert cached == factory_config.load([copy])
+
+
+def test_a_cache_is_used_only_for_the_exact_text_and_version(tmp_path: Path) -> None:
+    copy = cache_beside(tmp_path, SITE)
+    cache = factory_config.cache_path(copy)
+    marked = cache.read_text().replace('"CE_ONE": [', '"CE_FROM_CACHE": [')
+    cache.write_text(marked)
+    assert "CE_FROM_CACHE" in factory_config.load([copy]).entries
+    copy.write_text(SITE.read_text() + "# edited after packing\n")
+    assert "CE_ONE" in factory_config.load([copy]).entries
+    copy.write_bytes(SITE.read_bytes())
+    # another version's cache, a damaged one, one of the wrong shape: the YAML is parsed
+    for stale in (marked.replace('"version": "', '"version": "0.0.0-'), marked[:40], "[]"):
+        cache.write_text(stale)
+        assert "CE_ONE" in factory_config.load([copy]).entries
+
+
+def test_values_json_cannot_carry_are_not_cached(tmp_path: Path) -> None:
+    path = tmp_path / "dated.yaml"
+    path.write_text("defaults:\n  settings:\n    probe: {since: 2024-01-01, map: {1: one}}\n")
+    assert factory_config.compiled(path) is None
+
+
+def test_compiling_a_wrong_file_names_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "wrong.yaml"
+    path.write_text("defaults:\n  budget_seconds: -1\n")
+    with pytest.raises(ConfigError, match=rf"{path}:2: defaults.budget_seconds"):
+        factory_config.compiled(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeCvmfs, glidein_result, make_work_dir, run_cli
 
-from glidein_plugins import __version__, pack
+from glidein_plugins import __version__, factory_config, pack
 
 TOP_LEVEL = {"glidein_plugins", "hooks", "factory_configs", "pluggy", "yaml", "licenses",
              "MANIFEST", "VERSION"}
@@ -96,7 +96,10 @@ def test_the_layout_is_one_flat_directory_without_caches(members: list[tarfile.T
             "glidein_plugins/builtin/__init__.py", "pluggy/__init__.py", "yaml/__init__.py",
             "factory_configs/example.yaml"} <= set(names)
     for name in names:
-        assert "__pycache__" not in name and not name.endswith((".pyc", ".so")), name
+        assert not name.endswith((".pyc", ".so")), name
+        if "__pycache__/" in name:  # only the parsed form of each shipped YAML file
+            assert name.endswith(".yaml.json"), name
+            assert name.replace("__pycache__/", "")[:-5] in names, name
         assert not name.startswith(("/", "..")) and "/../" not in name, name
     assert not any(name.startswith(("psutil", "_yaml")) for name in names)
 
@@ -137,6 +140,23 @@ def test_the_vendored_packages_import_from_the_tarball_alone(unpacked: Path) -> 
     *paths, last = proc.stdout.splitlines()
     assert all(Path(path).is_relative_to(unpacked) for path in paths), paths
     assert last == "False {'a': [1, 2]}"
+
+
+def test_the_shipped_configurations_load_without_pyyaml(unpacked: Path) -> None:
+    """Their parsed form is in the tarball: a glidein imports no YAML parser to read them."""
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+            "from glidein_plugins import factory_config;"
+            "config = factory_config.load(sorted(Path(sys.argv[1], 'factory_configs')"
+            ".glob('*.yaml')));"
+            "print('yaml' in sys.modules, len(config.files), sorted(config.entries))")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
+                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    shipped = sorted((unpacked / "factory_configs").glob("*.yaml"))
+    expected = factory_config.load(shipped)
+    assert proc.stdout.split(" ", 2)[:2] == ["False", str(len(shipped) + 1)]
+    assert proc.stdout.split(" ", 2)[2].strip() == str(sorted(expected.entries))
 
 
 def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:

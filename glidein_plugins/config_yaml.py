@@ -1,0 +1,187 @@
+"""Parsing one factory configuration file (YAML), keeping line numbers for every error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from glidein_plugins.errors import ConfigError
+from glidein_plugins.factory_config import (
+    ATTR_KEY,
+    PLUGIN_LISTS,
+    SECTION_KEYS,
+    File,
+    Section,
+    Setting,
+)
+
+_Item = tuple[yaml.Node, yaml.Node]  # (key node, value node) of a mapping
+_INVALID: Any = object()  # a value already reported as wrong
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+
+
+class Parser:
+    """Walks one YAML file's node tree, keeping line numbers for every error.
+
+    Values travel with their key node (``_Item``), so that an error about a value names the
+    line of its key, even when the value is a block that starts on the next line.
+    """
+
+    def __init__(self, path: Path, errors: list[ConfigError]) -> None:
+        self.path = path
+        self.errors = errors
+        self.loader: yaml.SafeLoader | None = None
+
+    def where(self, node: yaml.Node) -> str:
+        return f"{self.path}:{node.start_mark.line + 1}"
+
+    def error(self, node: yaml.Node, keypath: str, message: str) -> None:
+        where = self.where(node) + (f": {keypath}" if keypath else "")
+        self.errors.append(ConfigError(where, message))
+
+    def parse(self, text: str) -> File | None:
+        """The file's sections; None when it is not YAML (reported)."""
+        root = self.compose(text)
+        if root is _INVALID:
+            return None
+        parsed = File(str(self.path))
+        if root is None:
+            return parsed
+        top = self.mapping((root, root), "", ("version", "defaults", "entries"))
+        if "version" in top and self.scalar(top["version"], "version") not in (1, _INVALID):
+            self.error(top["version"][0], "version", "only version 1 is understood")
+        if "defaults" in top:
+            parsed.defaults = self.section(top["defaults"], "defaults")
+        for name, item in self.mapping(top.get("entries"), "entries").items():
+            parsed.entries[name] = (self.section(item, f"entries.{name}"), self.where(item[0]))
+        return parsed
+
+    def compose(self, text: str) -> Any:
+        """The file's root node, None when empty, ``_INVALID`` after reporting why not."""
+        self.loader = yaml.SafeLoader(text)
+        try:
+            return self.loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
+            problem = getattr(exc, "problem", None) or str(exc)
+            context = getattr(exc, "context", None)
+            context_mark = getattr(exc, "context_mark", None)
+            if context and context_mark:
+                problem += f" ({context} at line {context_mark.line + 1})"
+            self.errors.append(ConfigError(where, f"YAML syntax error: {problem}"))
+            return _INVALID
+        finally:
+            self.loader.dispose()
+
+    def construct(self, item: _Item, keypath: str) -> Any:
+        """The Python value of ``item``'s node (``_INVALID`` after reporting an unknown tag)."""
+        assert self.loader is not None
+        try:
+            return self.loader.construct_object(item[1], deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.error(item[0], keypath, f"invalid value: {problem}")
+            return _INVALID
+
+    def mapping(self, item: _Item | None, keypath: str,
+                allowed: Sequence[str] | None = None) -> dict[str, _Item]:
+        if item is None or _is_null(item[1]):
+            return {}
+        if not isinstance(item[1], yaml.MappingNode):
+            self.error(item[0], keypath, "expected a mapping")
+            return {}
+        result: dict[str, _Item] = {}
+        for key_node, value_node in item[1].value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            sub = f"{keypath}.{key}" if keypath else str(key)
+            if not isinstance(key, str) or not key:
+                self.error(key_node, keypath, "keys must be non-empty strings")
+            elif key in result:
+                self.error(key_node, sub, "duplicate key")
+            elif allowed is not None and key not in allowed:
+                self.error(key_node, sub, f"unknown key (expected one of: {', '.join(allowed)})")
+            else:
+                result[key] = (key_node, value_node)
+        return result
+
+    def scalar(self, item: _Item, keypath: str) -> Any:
+        if not isinstance(item[1], yaml.ScalarNode):
+            self.error(item[0], keypath, "expected a single value")
+            return _INVALID
+        return self.construct(item, keypath)
+
+    def names(self, item: _Item, keypath: str) -> list[Setting]:
+        if _is_null(item[1]):
+            return []
+        if not isinstance(item[1], yaml.SequenceNode):
+            self.error(item[0], keypath, "expected a list of names")
+            return []
+        names = []
+        for node in item[1].value:
+            value = self.scalar((node, node), keypath)
+            if value is _INVALID:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                self.error(node, keypath, f"expected a name, got {value!r}")
+            else:
+                names.append(Setting(value.strip(), f"{self.where(node)}: {keypath}"))
+        return names
+
+    def section(self, item: _Item, keypath: str) -> Section:
+        section = Section()
+        items = self.mapping(item, keypath, SECTION_KEYS)
+        if "budget_seconds" in items:
+            sub = f"{keypath}.budget_seconds"
+            value = self.scalar(items["budget_seconds"], sub)
+            if value is _INVALID:
+                pass
+            elif (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value <= 0):
+                self.error(items["budget_seconds"][0], sub,
+                           f"expected a positive number of seconds, got {value!r}")
+            else:
+                section.budget = Setting(value, self.where(items["budget_seconds"][0]))
+        plugins = self.mapping(items.get("plugins"), f"{keypath}.plugins", PLUGIN_LISTS)
+        for key, value in plugins.items():
+            section.lists[key] = self.names(value, f"{keypath}.plugins.{key}")
+        attributes = self.mapping(items.get("attributes"), f"{keypath}.attributes")
+        for key, value in attributes.items():
+            text = self.attribute(key, value, f"{keypath}.attributes.{key}")
+            if text is not None:
+                section.attributes[key] = Setting(text, self.where(value[0]))
+        for plugin, value in self.mapping(items.get("settings"), f"{keypath}.settings").items():
+            sub = f"{keypath}.settings.{plugin}"
+            settings = {key: (leaf, self.construct(leaf, f"{sub}.{key}"))
+                        for key, leaf in self.mapping(value, sub).items()}
+            section.settings[plugin] = {key: Setting(setting, self.where(leaf[0]))
+                                        for key, (leaf, setting) in settings.items()
+                                        if setting is not _INVALID}
+            section.settings_where[plugin] = f"{self.where(value[0])}: {sub}"
+        return section
+
+    def attribute(self, key: str, item: _Item, keypath: str) -> str | None:
+        """The glidein_config text of an ``attributes`` value, or None after reporting why not.
+
+        The text is taken as written (``yes`` stays ``yes``, ``010`` stays ``010``): a
+        glidein_config value is text, not a YAML-typed value; ``null`` or nothing is ''.
+        """
+        node = item[1]
+        if not ATTR_KEY.match(key):
+            self.error(item[0], keypath, "not a valid glidein_config key")
+        elif not isinstance(node, yaml.ScalarNode):
+            self.error(item[0], keypath, "expected a single text or number")
+        elif _is_null(node):
+            return ""
+        elif "\n" in node.value or "\r" in node.value or "\0" in node.value:
+            self.error(item[0], keypath, "a value cannot span lines")
+        else:
+            return str(node.value)
+        return None
