@@ -21,6 +21,11 @@ from glidein_plugins.results import TraceEvent
 CURRENT_CALL: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "glidein_plugins_call", default=("", "")
 )
+# where the implementation running in this thread records its trace events (the runner adds
+# them to the trace when it takes the call's result, so the trace keeps the call order)
+CALL_EVENTS: contextvars.ContextVar[list[TraceEvent] | None] = contextvars.ContextVar(
+    "glidein_plugins_events", default=None
+)
 
 
 SLACK = 0.5  # seconds before the budget ends that a command is made to give up
@@ -129,5 +134,9 @@ class Context:
         self.record(TraceEvent(phase or "-", plugin or "-", message, level))
 
     def record(self, event: TraceEvent) -> None:
+        events = CALL_EVENTS.get()
+        if events is not None:
+            events.append(event)
+            return
         with self._trace_lock:
             self.trace.append(event)

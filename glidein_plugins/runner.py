@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
-from glidein_plugins.context import CURRENT_CALL, Context, Deadline
+from glidein_plugins.context import CALL_EVENTS, CURRENT_CALL, Context, Deadline
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.images import node_platforms
 from glidein_plugins.manager import Plugins
@@ -66,6 +66,18 @@ POLICIES: dict[str, HookPolicy] = {
 }
 
 
+@dataclass
+class _Call:
+    """One implementation running (or run) in its worker thread."""
+
+    plugin: str
+    started: float
+    worker: threading.Thread = field(init=False)
+    events: list[TraceEvent] = field(default_factory=list)
+    result: Any = None
+    error: BaseException | None = None
+
+
 class Stop(Exception):
     """Raised inside the runner when the glidein must fail."""
 
@@ -112,6 +124,7 @@ class Runner:
         # the work phases stop early enough to leave time to advertise what was learnt
         self.work = self.budget.share(WORK_SHARE)
         self.context.deadline = self.work
+        self._early: dict[tuple[str, Any], _Call] = {}  # started by start_early, not yet taken
 
     # -- calling implementations ------------------------------------------------------------
 
@@ -119,36 +132,39 @@ class Runner:
         """Implementations in the order pluggy would call them (LIFO, tryfirst/trylast)."""
         return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
-    def _call(self, hook: str, impl: Any, kwargs: dict[str, Any], deadline: Deadline) -> Any:
-        """One implementation's checked result, or ``_FAILED`` after recording why it failed."""
+    def _start(self, hook: str, impl: Any, kwargs: dict[str, Any]) -> _Call:
+        """Start one implementation in a worker thread of its own."""
         policy = POLICIES[hook]
-        plugin = impl.plugin_name
-        if deadline.expired:
-            self._trace_line(hook, plugin, 0.0, "not called: time budget exhausted")
-            return self._fail(hook, plugin, FailureType.WN_RESOURCE,
-                              "not called: time budget exhausted")
-        box: dict[str, Any] = {}
+        call = _Call(impl.plugin_name, time.monotonic())
 
         def target() -> None:
-            CURRENT_CALL.set((policy.phase, plugin))
+            CURRENT_CALL.set((policy.phase, call.plugin))
+            CALL_EVENTS.set(call.events)
             try:
                 result = impl.function(*(kwargs[name] for name in impl.argnames))
                 if policy.many and _is_collection(result, policy.item):
                     result = list(result)  # a generator's body runs here, within the budget
-                box["result"] = result
-            except BaseException as exc:  # reported below, with the plugin's name
-                box["error"] = exc
+                call.result = result
+            except BaseException as exc:  # reported when the result is taken, with the name
+                call.error = exc
 
-        started = time.monotonic()
-        worker = threading.Thread(target=target, name=f"{hook}:{plugin}", daemon=True)
-        worker.start()
-        worker.join(deadline.remaining())
-        seconds = time.monotonic() - started
-        if worker.is_alive():
+        call.worker = threading.Thread(target=target, name=f"{hook}:{call.plugin}", daemon=True)
+        call.worker.start()
+        return call
+
+    def _finish(self, hook: str, call: _Call, deadline: Deadline) -> Any:
+        """The call's checked result, or ``_FAILED`` after recording why it failed."""
+        plugin = call.plugin
+        call.worker.join(deadline.remaining())
+        seconds = time.monotonic() - call.started
+        events, call.events[:] = list(call.events), []  # what comes later is not kept
+        for event in events:
+            self.context.record(event)
+        if call.worker.is_alive():
             self._trace_line(hook, plugin, seconds, "overran the time budget")
             return self._fail(hook, plugin, FailureType.WN_RESOURCE,
                               f"still running after {seconds:.1f} s: time budget exhausted")
-        error = box.get("error")
+        error = call.error
         if error is not None:
             why = f"raised {type(error).__name__}: {' '.join(str(error).split())}"
             self._trace_line(hook, plugin, seconds, why)
@@ -156,9 +172,33 @@ class Runner:
                 raise Stop(Failure(error.failure_type,
                                    f"{self.plugins.describe(plugin)}: {error.message}"))
             return self._fail(hook, plugin, FailureType.CONFIG, why)
-        result = box.get("result")
-        self._trace_line(hook, plugin, seconds, "-> " + repr(result))
-        return self._checked(hook, plugin, result)
+        self._trace_line(hook, plugin, seconds, "-> " + repr(call.result))
+        return self._checked(hook, plugin, call.result)
+
+    def _call(self, hook: str, impl: Any, kwargs: dict[str, Any], deadline: Deadline) -> Any:
+        """One implementation's checked result, or ``_FAILED`` after recording why it failed."""
+        early = self._early.pop((hook, impl), None)
+        if early is not None:
+            return self._finish(hook, early, deadline)
+        if deadline.expired:
+            self._trace_line(hook, impl.plugin_name, 0.0, "not called: time budget exhausted")
+            return self._fail(hook, impl.plugin_name, FailureType.WN_RESOURCE,
+                              "not called: time budget exhausted")
+        return self._finish(hook, self._start(hook, impl, kwargs), deadline)
+
+    def start_early(self, hooks: Iterable[str]) -> None:
+        """Start now every implementation of ``hooks`` that takes nothing but ``context``.
+
+        Such an implementation depends on no earlier phase, so it runs concurrently with the
+        phases before its own (a slow GPU query, a CVMFS check and the runtime probe overlap);
+        its result is taken, checked and traced at its turn, so nothing else changes.
+        """
+        for hook in hooks:
+            if POLICIES[hook].many:  # a firstresult hook calls its implementations in turn
+                for impl in self._impls(hook):
+                    if set(impl.argnames) <= {"context"}:
+                        self._early[(hook, impl)] = self._start(hook, impl,
+                                                                {"context": self.context})
 
     def _checked(self, hook: str, plugin: str, result: Any) -> Any:
         """``result`` if it has the type the hook promises (a list for ``many`` hooks)."""
@@ -403,6 +443,9 @@ class Runner:
             facts = facts.with_(mode=decision)
             if decision.outcome is Mode.FAIL:
                 raise Stop(Failure(FailureType.VO_CONFIG, decision.reason))
+            self.start_early(["glidein_gpu_detect", "glidein_attributes_contribute"] + (
+                ["glidein_images_contribute", "glidein_runtime_discover"]
+                if decision.wants_container else []))
             if decision.wants_container:
                 facts = self.collect_images(facts)
                 facts = self.find_runtime(facts)

@@ -124,6 +124,67 @@ def test_call_order_is_pluggys(tmp_path, markers):
         assert expected == ["d", "c", "b", "a"]  # last registered (file name order) first
 
 
+# -- implementations started early -------------------------------------------------------------
+
+SLOW = """
+@hookimpl
+def glidein_gpu_detect(context):
+    context.note("gpu query started")
+    time.sleep(1)
+    return [GpuDevice("nvidia", "Slow GPU", "GPU-5106")]
+
+@hookimpl
+def glidein_attributes_contribute(context):
+    context.note("CVMFS check started")
+    time.sleep(1)
+    return [Attribute("SLOW_CHECK", "True")]
+
+@hookimpl
+def glidein_runtime_probe(candidate):
+    time.sleep(1)
+    return RuntimeProbe(candidate, True, version="1.3.4", flavour="apptainer")
+
+@hookimpl
+def glidein_libraries_detect(facts):
+    return [Library(f"seen:{len(facts.gpus)}")]
+"""
+
+
+def test_implementations_that_take_only_context_overlap_the_phases_before_theirs(tmp_path):
+    """Three one-second steps (a GPU query, an attribute check, the runtime probe) take about
+    one second, not three; results and the trace keep the phase order; an implementation
+    that takes ``facts`` still sees what the phases before it found."""
+    started = time.monotonic()
+    run = Run(tmp_path, {"runtime": RUNTIME, "slow": SLOW}, PREFERRED)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5, f"{elapsed:.1f} s: the slow steps ran one after the other"
+    assert run.report.failure is None
+    assert run.attributes["SLOW_CHECK"] == "True"
+    assert [gpu.uuid for gpu in run.report.facts.gpus] == ["GPU-5106"]
+    assert [lib.name for lib in run.report.facts.libraries] == ["seen:1"]
+    phases = [event.phase for event in run.report.trace]
+    assert phases.index("gpu") > phases.index("runtime")  # recorded at its turn
+    assert phases.index("advertise") > phases.index("gpu")
+    notes = [event.message for event in run.report.trace if event.plugin == "slow"]
+    assert notes == ["gpu query started", "CVMFS check started"]
+
+
+def test_nothing_is_started_early_for_a_phase_the_mode_skips(tmp_path):
+    skipped = """
+    @hookimpl
+    def glidein_images_contribute():
+        open(__file__ + ".images", "w").close()
+
+    @hookimpl
+    def glidein_runtime_discover():
+        open(__file__ + ".runtime", "w").close()
+    """
+    run = Run(tmp_path, {"skipped": skipped}, "GLIDEIN_Singularity_Use NEVER\n")
+    time.sleep(0.2)  # what was started would have run by now
+    assert run.report.failure is None
+    assert not list((tmp_path / "site").glob("skipped.py.*"))
+
+
 # -- a plugin that fails ------------------------------------------------------------------------
 
 NON_FATAL_HOOKS = {  # hook -> the arguments beyond (context, facts) it takes
