@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -79,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             json.dump(report_text.as_json(outcome), sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
+            import socket  # noqa: PLC0415 - only this command needs it
+
             report_text.print_run(outcome, socket.gethostname(), sys.stdout)
         return outcome.report.exit_code
     finally:

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import contextvars
 import re
+import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from glidein_plugins import commands
-
-if TYPE_CHECKING:
-    pass
 
 Runner = Callable[..., commands.CommandResult]
 MOUNTINFO = "/proc/self/mountinfo"
@@ -99,14 +96,28 @@ def inspect(paths: Iterable[str], timeout: float, run: Runner = commands.run,
     for path in wanted:
         if path not in found:
             groups.setdefault(mount_of(path, points, split_under), []).append(path)
-    if len(groups) == 1:
-        found.update(_stat(next(iter(groups.values())), timeout, run))
-    elif groups:
-        with ThreadPoolExecutor(max_workers=min(len(groups), _MAX_GROUPS)) as pool:
-            jobs = [pool.submit(contextvars.copy_context().run, _stat, group, timeout, run)
-                    for group in groups.values()]
-            for job in jobs:
-                found.update(job.result())
+    batches = list(groups.values())
+    if len(batches) == 1:
+        found.update(_stat(batches[0], timeout, run))
+    elif batches:
+        lock = threading.Lock()
+
+        def work() -> None:  # takes batches until none is left
+            while True:
+                with lock:
+                    if not batches:
+                        return
+                    batch = batches.pop()
+                answer = _stat(batch, timeout, run)
+                with lock:
+                    found.update(answer)
+
+        workers = [threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                                    daemon=True) for _ in range(min(len(batches), _MAX_GROUPS))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()  # each stat is bounded by ``timeout``
     return {path: found[path] for path in wanted}
 
 
