@@ -210,6 +210,7 @@ BUILTIN_HOOKS = {
     "discovery": "glidein_runtime_discover",
     "probe": "glidein_runtime_probe",
     "binds": "glidein_binds_contribute, glidein_binds_validate",
+    "cvmfs": "glidein_attributes_contribute",
     "gpus": "glidein_attributes_contribute, glidein_gpu_detect, glidein_libraries_detect",
     "singularity": "glidein_attributes_contribute",
     "launch": "glidein_job_launch",

@@ -12,6 +12,7 @@ BUILTINS: dict[str, tuple[str, bool]] = {
     "discovery": ("glidein_plugins.builtin.discovery", True),
     "probe": ("glidein_plugins.builtin.probe", True),
     "binds": ("glidein_plugins.builtin.binds", True),
+    "cvmfs": ("glidein_plugins.builtin.cvmfs", True),
     "gpus": ("glidein_plugins.builtin.gpus", True),
     "singularity": ("glidein_plugins.builtin.singularity", True),
     "launch": ("glidein_plugins.builtin.launch", True),

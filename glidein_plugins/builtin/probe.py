@@ -257,12 +257,14 @@ class _Prober:
         return version, text, flavour or _flavour_from_name(self.candidate.path), ""
 
     def probe(self) -> RuntimeProbe:
-        why = self.check_program()
-        if why:
-            return self.reject(why)
+        # the look at the file, the version commands and the user namespace check at once:
+        # what the look says (missing, not executable) explains a failed version best
+        program = self.submit(self.check_program)
         userns = self.submit(user_namespaces, self.context,
                              float(self.settings["version_timeout"]))
         version, full, flavour, why = self.versions()
+        if program.result():
+            return self.reject(program.result())
         if why:
             return self.reject(why)
         if not self.image:
