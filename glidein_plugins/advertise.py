@@ -24,9 +24,13 @@ def vars_file(values: glidein_config.GlideinConfig, work_dir: Path) -> Path:
 
 
 def write(values: glidein_config.GlideinConfig, vars_path: Path,
-          lines: Iterable[condor_vars.VarLine], changes: Mapping[str, str]) -> None:
+          lines: Iterable[condor_vars.VarLine], changes: Mapping[str, str],
+          wait: float | None = None) -> None:
     """Add ``lines`` to ``vars_path`` and ``changes`` to glidein_config (ValueError or
-    ConfigError, with nothing written, for a bad line or a missing file)."""
+    ConfigError, with nothing written, for a bad line or a missing file).
+
+    ``wait``: the seconds a lock held by another writer is waited for (a stale one is broken
+    after a quarter of them); None: the lock's own patience (minutes)."""
     lines = list(lines)
     for name, value in changes.items():
         glidein_config.format_line(name, value)  # ValueError before anything is written
@@ -38,9 +42,17 @@ def write(values: glidein_config.GlideinConfig, vars_path: Path,
         where = values.where(CONDOR_VARS_KEY) or values.path.name
         raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc.strerror or exc}"
                           ) from None
-    condor_vars.update(vars_path, lines)
+    condor_vars.update(vars_path, lines, _lock(vars_path, wait))
     try:
-        glidein_config.update(values.path, changes)
+        glidein_config.update(values.path, changes, _lock(values.path, wait))
     except BaseException:
         atomic.write_text(vars_path, old_vars)
         raise
+
+
+def _lock(path: Path, wait: float | None) -> glidein_config.Lock | None:
+    if wait is None:
+        return None
+    defaults = glidein_config.Lock(path)
+    return glidein_config.Lock(path, stale_after=min(defaults.stale_after, wait / 4),
+                               give_up_after=min(defaults.give_up_after, wait))

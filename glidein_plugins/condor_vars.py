@@ -78,7 +78,7 @@ def _read(path: Path) -> str:
         raise ConfigError(str(path), f"cannot read condor_vars file: {exc.strerror}") from None
 
 
-def update(path: Path, lines: Iterable[VarLine]) -> None:
+def update(path: Path, lines: Iterable[VarLine], lock: Lock | None = None) -> None:
     """Add ``lines``, replacing any existing line for the same name, in one atomic rewrite.
 
     Comments, blank lines and the lines of other names are kept byte for byte.
@@ -86,7 +86,7 @@ def update(path: Path, lines: Iterable[VarLine]) -> None:
     new = {line.name: str(line) for line in lines}
     if not new:
         return
-    with Lock(path):
+    with lock or Lock(path):
         old = _read(path).split("\n")
         kept = [line for line in old if _name(line) not in new]
         while kept and not kept[-1]:

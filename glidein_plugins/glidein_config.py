@@ -64,17 +64,17 @@ def parse(text: str, path: Path = Path("glidein_config")) -> GlideinConfig:
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
     problems: list[str] = []
+    name = path.name
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip() or line.startswith("#"):
             continue
         key, sep, value = line.partition(" ")
-        where = f"{path.name}:{number}"
         if not sep or not _KEY.match(key):
             problems.append(
-                f"{where}: skipped malformed line (expected 'KEY value'): {line[:80]!r}")
+                f"{name}:{number}: skipped malformed line (expected 'KEY value'): {line[:80]!r}")
             continue
-        if len(line.encode(*_ENCODING)) > MAX_LINE:
-            problems.append(f"{where}: {key}: line longer than {MAX_LINE} bytes (kept)")
+        if _too_long(line, MAX_LINE + 1):
+            problems.append(f"{name}:{number}: {key}: line longer than {MAX_LINE} bytes (kept)")
         values[key] = value.rstrip("\r")
         lines[key] = number
     return GlideinConfig(path, values, lines, tuple(problems))
@@ -87,9 +87,14 @@ def format_line(key: str, value: str) -> str:
     if "\n" in value or "\r" in value or "\0" in value:
         raise ValueError(f"{key}: value holds a newline or NUL, which would inject a line")
     line = f"{key} {value}"
-    if len(line.encode(*_ENCODING)) >= MAX_LINE:
+    if _too_long(line, MAX_LINE):
         raise ValueError(f"{key}: line longer than {MAX_LINE} bytes")
     return line
+
+
+def _too_long(line: str, limit: int) -> bool:
+    """True if ``line`` takes ``limit`` bytes or more (a character takes at most 4)."""
+    return len(line) * 4 >= limit and len(line.encode(*_ENCODING)) >= limit
 
 
 @dataclass

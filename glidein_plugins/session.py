@@ -36,6 +36,9 @@ class SetupOutcome:
     xml_path: Path | None
 
 
+PUBLISH_WAIT = 10.0  # seconds a lock on glidein_config is waited for, at least
+
+
 def run_setup(
     config_path: Path,
     script_id: str = "entry",
@@ -69,10 +72,12 @@ def run_setup(
             except GlideinFailure as exc:
                 report.failure = Failure(exc.failure_type, exc.message)
                 report.trace.append(TraceEvent("advertise", "-", exc.message, "error"))
+                report.attributes = ()  # nothing is advertised
         native.write_config(context, report)  # HTCondor-native launch knobs (or none)
         if report.failure is None:
             try:
-                publish(values, report.attributes, start_dir)
+                publish(values, report.attributes, start_dir,
+                        max(PUBLISH_WAIT, context.deadline.remaining()))
             except (ConfigError, ValueError) as exc:
                 report.failure = Failure(FailureType.CONFIG, f"cannot publish attributes: {exc}")
                 report.trace.append(TraceEvent("advertise", "-", str(exc), "error"))
@@ -134,7 +139,7 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
 
 
 def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute],
-            work_dir: Path) -> None:
+            work_dir: Path, wait: float | None = None) -> None:
     """Add every attribute to glidein_config and condor_vars.lst, each file written once.
 
     Every line is validated, and the condor_vars file found, before either file is touched;
@@ -143,12 +148,16 @@ def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute
     if attributes:
         advertise.write(values, advertise.vars_file(values, work_dir),
                         [condor_vars.VarLine(attr.name, attr.type.value) for attr in attributes],
-                        {attr.name: attr.value for attr in attributes})
+                        {attr.name: attr.value for attr in attributes}, wait)
 
 
 def _write_xml(start_dir: Path, script_id: str, report: SetupReport) -> Path | None:
+    """The result XML; when it cannot be written, the run fails (``WN_Resource``): GlideinWMS
+    must not take a work dir it cannot write in for a good one."""
     try:
         return result_xml.write(start_dir, script_id, report.failure, report.metrics())
     except ConfigError as exc:
         report.trace.append(TraceEvent("result", "-", f"cannot write result XML: {exc}", "error"))
+        if report.failure is None:
+            report.failure = Failure(FailureType.WN_RESOURCE, f"cannot write result XML: {exc}")
         return None

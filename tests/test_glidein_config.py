@@ -217,25 +217,36 @@ done
 """
 
 
+PYTHON_WRITERS, PYTHON_KEYS, BASH_WRITERS, BASH_KEYS = 16, 100, 2, 25
+
+
 def test_concurrent_python_and_bash_writers_lose_nothing(config: Path) -> None:
-    """8 processes x 50 keys, one update each, interleaved with 2 bash writers of the
-    ``ln -s glidein_config glidein_config.lock`` protocol: every line lands."""
+    """16 processes x 100 keys, one update each, interleaved with 2 bash writers of the
+    ``ln -s glidein_config glidein_config.lock`` protocol: every line lands, and no lock, pid
+    or temporary file is left."""
     python_writer = UPDATE_ONE + (
         "w = sys.argv[1]\n"
-        "for i in range(50):\n"
+        f"for i in range({PYTHON_KEYS}):\n"
         "    update(Path('glidein_config'), {f'P{w}_K{i}': f'python {w} {i}'})\n")
-    writers = [python_popen(python_writer, str(w), cwd=config.parent) for w in range(8)]
-    writers += [subprocess.Popen(["bash", "-c", BASH_WRITER, "bash", str(w), "25"],
-                                 cwd=config.parent, stdin=subprocess.DEVNULL) for w in range(2)]
-    assert [writer.wait(timeout=CHILD_TIMEOUT) for writer in writers] == [0] * 10
+    writers = [python_popen(python_writer, str(w), cwd=config.parent)
+               for w in range(PYTHON_WRITERS)]
+    writers += [subprocess.Popen(["bash", "-c", BASH_WRITER, "bash", str(w), str(BASH_KEYS)],
+                                 cwd=config.parent, stdin=subprocess.DEVNULL)
+                for w in range(BASH_WRITERS)]
+    # 1,650 rewrites in turn of a file growing to 1,650 lines: ~10 s on CPython, ~25 s on PyPy
+    assert [writer.wait(timeout=3 * CHILD_TIMEOUT) for writer in writers] == [0] * len(writers)
     result = gc.read(config)
     assert result.problems == ()
-    expected = {f"P{w}_K{i}": f"python {w} {i}" for w in range(8) for i in range(50)}
-    expected.update({f"B{w}_K{i}": f"bash {w} {i}" for w in range(2) for i in range(25)})
+    expected = {f"P{w}_K{i}": f"python {w} {i}"
+                for w in range(PYTHON_WRITERS) for i in range(PYTHON_KEYS)}
+    expected.update({f"B{w}_K{i}": f"bash {w} {i}"
+                     for w in range(BASH_WRITERS) for i in range(BASH_KEYS)})
     expected.update({"GLIDEIN_Name": "gfactory", "A": "old"})
     assert dict(result.values) == expected
+    # one line per key: no update was applied twice, nor a line of another kept twice
+    assert len(config.read_text().splitlines()) == len(expected)
     history = config.with_name("glidein_config.history").read_text().splitlines()
-    assert len(history) == 400
+    assert len(history) == PYTHON_WRITERS * PYTHON_KEYS
     assert others(config.parent) == []
 
 
