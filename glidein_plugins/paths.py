@@ -81,6 +81,25 @@ def mount_of(path: str, points: Sequence[str], split_under: Sequence[str] = ()) 
     return max(found, key=len) if found else "/"
 
 
+def by_mount(paths: Iterable[str], points: Sequence[str],
+             split_under: Sequence[str] = ()) -> dict[str, list[str]]:
+    """``mount -> paths on it`` (see ``mount_of``), each parent dir's mount found once: 10,000
+    binds share few parents (not for a path that is a mount point itself, nor one directly
+    under a ``split_under`` root: each is a mount of its own)."""
+    special, roots = set(points), {root.rstrip("/") for root in split_under}
+    mounts: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        parent = path.rsplit("/", 1)[0]
+        mount = mounts.get(parent)
+        if mount is None or path in special or parent in roots:
+            mount = mount_of(path, points, split_under)
+            if path not in special and parent not in roots:
+                mounts[parent] = mount
+        groups.setdefault(mount, []).append(path)
+    return groups
+
+
 def inspect(paths: Iterable[str], timeout: float, run: Runner = commands.run,
             split_under: Sequence[str] = ()) -> dict[str, PathInfo]:
     """``path -> PathInfo`` for every path: one ``stat`` per mount, each bounded by ``timeout``.
@@ -91,11 +110,8 @@ def inspect(paths: Iterable[str], timeout: float, run: Runner = commands.run,
     wanted = list(dict.fromkeys(path for path in paths if path))
     found = {path: PathInfo(path, "unknown", reason="holds a newline")
              for path in wanted if "\n" in path or "\0" in path}
-    points = mount_points()
-    groups: dict[str, list[str]] = {}
-    for path in wanted:
-        if path not in found:
-            groups.setdefault(mount_of(path, points, split_under), []).append(path)
+    groups = by_mount([path for path in wanted if path not in found], mount_points(),
+                      split_under)
     batches = list(groups.values())
     if len(batches) == 1:
         found.update(_stat(batches[0], timeout, run))
@@ -128,10 +144,11 @@ def _stat(paths: list[str], timeout: float, run: Runner) -> dict[str, PathInfo]:
         why = f"could not be checked: {result.reason} ({STALE_HINT})"
         return {path: PathInfo(path, "unknown", reason=why) for path in paths}
     found: dict[str, PathInfo] = {}
+    asked = set(paths)
     for line in result.stdout.splitlines():
         kind, _, rest = line.partition("|")
         mode, _, path = rest.partition("|")
-        if path in found or path not in paths:
+        if path in found or path not in asked:
             continue
         kind = "directory" if kind == "directory" else "file" if "regular" in kind else "other"
         found[path] = PathInfo(path, kind, int(mode, 8) if mode.isdigit() else 0)

@@ -172,7 +172,8 @@ class Runner:
                 raise Stop(Failure(error.failure_type,
                                    f"{self.plugins.describe(plugin)}: {error.message}"))
             return self._fail(hook, plugin, FailureType.CONFIG, why)
-        self._trace_line(hook, plugin, seconds, "-> " + repr(call.result))
+        if self.tracer is not None:  # a repr of 10,000 results is not free
+            self._trace_line(hook, plugin, seconds, "-> " + repr(call.result))
         return self._checked(hook, plugin, call.result)
 
     def _call(self, hook: str, impl: Any, kwargs: dict[str, Any], deadline: Deadline) -> Any:

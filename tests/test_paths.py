@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glidein_plugins import commands, paths
 from glidein_plugins.context import Context, Deadline
@@ -101,6 +103,23 @@ POINTS = ["/", "/cvmfs/oasis.opensciencegrid.org", "/mnt/with space", "/home"]
 ])
 def test_mount_of_a_path(path, split_under, mount):
     assert paths.mount_of(path, POINTS, split_under) == mount
+
+
+COMPONENTS = st.sampled_from(["", "cvmfs", "repo.org", "data", "hadoop", "x", ".", ".."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(COMPONENTS, max_size=4).map(lambda parts: "/" + "/".join(parts)),
+                max_size=30),
+       st.sampled_from([(), ("/cvmfs",), ("/cvmfs/",)]))
+def test_grouping_by_mount_is_mount_of_for_every_path(found, split_under):
+    """The per-parent shortcut never changes a path's group (mount points and repositories
+    under a split root included)."""
+    points = [*POINTS, "/cvmfs/repo.org", "/data/x"]
+    expected: dict[str, list[str]] = {}
+    for path in found:
+        expected.setdefault(paths.mount_of(path, points, split_under), []).append(path)
+    assert paths.by_mount(found, points, split_under) == expected
 
 
 def test_a_stale_mount_hides_only_its_own_paths(tmp_path, fake_bin_dir, tree):
