@@ -1,7 +1,5 @@
 """``python -m glidein_plugins``."""
 
-import sys
+from glidein_plugins.cli import exit_now, main
 
-from glidein_plugins.cli import main
-
-sys.exit(main())
+exit_now(main())

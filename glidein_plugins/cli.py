@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -11,10 +12,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from glidein_plugins import (
     __version__,
+    commands,
     factory_config,
     glidein_config,
     manager,
@@ -302,6 +304,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` at once: flush the output and kill the commands still
+    running (all the interpreter's teardown would do for us), then skip the teardown, which
+    costs a glidein tens of milliseconds for a few hundred modules and does nothing useful."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    commands.kill_all()
+    os._exit(code)
+
+
 def _emergency_xml(script_id: str, failure: Failure, log: TextIO) -> None:
     try:
         result_xml.write(Path.cwd(), script_id, failure, {})
@@ -310,4 +323,4 @@ def _emergency_xml(script_id: str, failure: Failure, log: TextIO) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -115,10 +115,10 @@ import sys
 sys.path[:] = [p for p in sys.path if p not in ("", ".")]
 sys.path.insert(0, sys.argv[1])
 try:
-    from glidein_plugins.cli import main
+    from glidein_plugins.cli import exit_now, main
 except ImportError as exc:
     sys.stderr.write("cannot import glidein_plugins or a dependency (pluggy, PyYAML): %s\n" % exc)
     sys.exit(3)
-sys.exit(main(sys.argv[2:]))
+exit_now(main(sys.argv[2:]))
 EOF_LAUNCHER
 )
