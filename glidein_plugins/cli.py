@@ -180,7 +180,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     from glidein_plugins import pack  # noqa: PLC0415 - only this command needs it
 
     try:
-        packed = pack.build(Path(args.output))
+        packed = pack.build(Path(args.output), pythons=args.bytecode_for or None)
     except (pack.PackError, OSError) as exc:
         print(f"glidein-plugins: error: pack: {exc}", file=sys.stderr)
         return 1
@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     pack = sub.add_parser("pack", help="build the glidein tarball (reproducible gzip tar)")
     pack.add_argument("--output", default=".", metavar="DIR",
                       help="directory to write glidein_plugins-VERSION.tar.gz in (default: .)")
+    pack.add_argument("--bytecode-for", action="append", metavar="PYTHON",
+                      help="ship bytecode for this interpreter (repeat for several; default: "
+                           "the one running pack); a glidein whose Python is one of them "
+                           "skips compiling at start-up")
     pack.set_defaults(func=cmd_pack)
 
     fxml = with_config(sub.add_parser(

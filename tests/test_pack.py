@@ -69,9 +69,10 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 def unpack(tarball: Path, directory: Path) -> Path:
-    """``tar -xzf`` as GlideinWMS untars (into an existing, empty directory)."""
+    """``tar -xmzf`` as GlideinWMS untars (into an existing, empty directory; ``-m``: every
+    file gets the time of extraction, not the one in the tarball)."""
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(directory)], check=True,
+    subprocess.run(["tar", "-xmzf", str(tarball), "-C", str(directory)], check=True,
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     return directory
 
@@ -87,7 +88,7 @@ def test_building_twice_gives_identical_bytes_and_reports_the_size(tmp_path: Pat
     assert not list((tmp_path / "again").glob(".*"))  # no temporary file left behind
 
 
-def test_the_layout_is_one_flat_directory_without_caches(members: list[tarfile.TarInfo]) -> None:
+def test_the_layout_is_one_flat_directory(members: list[tarfile.TarInfo]) -> None:
     names = [member.name for member in members]
     assert names == sorted(names)
     assert {name.split("/")[0] for name in names} == TOP_LEVEL
@@ -96,10 +97,14 @@ def test_the_layout_is_one_flat_directory_without_caches(members: list[tarfile.T
             "glidein_plugins/builtin/__init__.py", "pluggy/__init__.py", "yaml/__init__.py",
             "factory_configs/example.yaml"} <= set(names)
     for name in names:
-        assert not name.endswith((".pyc", ".so")), name
-        if "__pycache__/" in name:  # only the parsed form of each shipped YAML file
-            assert name.endswith(".yaml.json"), name
-            assert name.replace("__pycache__/", "")[:-5] in names, name
+        assert not name.endswith(".so"), name
+        assert name.endswith(".pyc") == ("__pycache__/" in name and ".py" in name), name
+        if "__pycache__/" in name:  # the parsed YAML files, bytecode for this interpreter
+            source = name.replace("__pycache__/", "")
+            tag = f".{sys.implementation.cache_tag}.pyc"
+            assert source.endswith((".yaml.json", tag)), name
+            source = source[:-5] if name.endswith(".json") else source[:-len(tag)] + ".py"
+            assert source in names, name
         assert not name.startswith(("/", "..")) and "/../" not in name, name
     assert not any(name.startswith(("psutil", "_yaml")) for name in names)
 
@@ -157,6 +162,34 @@ def test_the_shipped_configurations_load_without_pyyaml(unpacked: Path) -> None:
     expected = factory_config.load(shipped)
     assert proc.stdout.split(" ", 2)[:2] == ["False", str(len(shipped) + 1)]
     assert proc.stdout.split(" ", 2)[2].strip() == str(sorted(expected.entries))
+
+
+def test_the_shipped_bytecode_is_used_not_rewritten(unpacked: Path) -> None:
+    """Checked against a hash of its source: valid after ``tar -m`` gave every file a new
+    time; Python neither compiles the modules again nor writes a ``.pyc``."""
+    def pycs() -> dict[str, bytes]:
+        return {str(path): path.read_bytes() for path in unpacked.rglob("*.pyc")}
+
+    shipped = pycs()
+    assert len(shipped) > 80, "bytecode for every module"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import glidein_plugins.cli, "
+            "glidein_plugins.builtin.probe, glidein_plugins.gpu.detect, yaml, pluggy")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
+                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert pycs() == shipped
+
+
+def test_bytecode_for_another_interpreter_is_ignored_and_a_bad_one_refused(
+        tmp_path: Path) -> None:
+    contents = {"pkg/mod.py": (b"VALUE = 42\n", False)}
+    made = pack.bytecode(contents, [sys.executable])
+    assert list(made) == [f"pkg/__pycache__/mod.{sys.implementation.cache_tag}.pyc"]
+    with pytest.raises(pack.PackError, match="cannot compile with /nonexistent/python"):
+        pack.bytecode(contents, ["/nonexistent/python"])
+    with pytest.raises(pack.PackError, match="SyntaxError"):
+        pack.bytecode({"pkg/bad.py": (b"def (:\n", False)}, [sys.executable])
 
 
 def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:
