@@ -35,18 +35,17 @@ within the TTL run nothing.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import re
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from glidein_plugins import atomic, commands, hookimpl, paths
+from glidein_plugins.background import Pending
 from glidein_plugins.context import Context
 from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
 
@@ -204,19 +203,18 @@ class _Prober:
     """The checks of one candidate."""
 
     def __init__(self, context: Context, candidate: RuntimeCandidate, image: str,
-                 settings: Mapping[str, Any], pool: ThreadPoolExecutor) -> None:
+                 settings: Mapping[str, Any]) -> None:
         self.context = context
         self.candidate = candidate
         self.image = image
         self.settings = settings
-        self.pool = pool
         self.work = str(context.work_dir)
         self.env = runtime_env(context)
         self.nested = nested(context.environ)
 
-    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        """Run in the pool, in this call's context (the trace names this plugin)."""
-        return self.pool.submit(contextvars.copy_context().run, function, *args)
+    def submit(self, function: Callable[..., T], *args: Any) -> Pending[T]:
+        """Run in a thread of its own, in this call's context (the trace names this plugin)."""
+        return Pending(function, *args)
 
     def exec(self, options: list[str], extra: list[str], image: str,
              command: list[str]) -> commands.CommandResult:
@@ -370,8 +368,7 @@ def glidein_runtime_probe(context: Context, facts: Facts,
     if cached is not None:
         context.note(f"{candidate.path}: probe result from the cache (younger than {ttl:.0f} s)")
         return cached
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        probe = _Prober(context, candidate, image, settings, pool).probe()
+    probe = _Prober(context, candidate, image, settings).probe()
     if probe.ok and ttl > 0:
         _store(context, key, probe)
     return probe

@@ -15,12 +15,10 @@ reported as warnings, never silently reconciled.
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable
 
+from glidein_plugins.background import Pending
 from glidein_plugins.gpu import amd, assignment, condor, nvidia
 from glidein_plugins.gpu.common import (
     Enumerated,
@@ -103,32 +101,26 @@ def find_tools(host: Host, settings: Mapping[str, str | None], names: Sequence[s
     return locate(wanted, host, why)
 
 
-def _submit(pool: ThreadPoolExecutor, function: Callable[..., Any], *args: Any) -> Future[Any]:
-    # the worker runs with this thread's context: trace lines keep their phase and plugin
-    return pool.submit(contextvars.copy_context().run, function, *args)
-
-
 def detect(host: Host, tools: Mapping[str, Tool]) -> Detection:
     """Run the sources concurrently and merge what they found."""
     missing = {name: Report(name, status=f"{name}: {tool.why}")
                for name, tool in tools.items() if not tool.path}
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        smi_job = (_submit(pool, nvidia.from_nvidia_smi, host, tools[NVIDIA_SMI].path)
-                   if tools[NVIDIA_SMI].path else None)
-        condor_job = (_submit(pool, condor.from_discovery, host, tools[CONDOR].path)
-                      if tools[CONDOR].path else None)
-        rocm_job = (_submit(pool, amd.from_rocm_smi, host, tools[ROCM_SMI].path)
-                    if tools[ROCM_SMI].path else None)
-        proc_job = _submit(pool, nvidia.from_proc, host)
-        kfd_job = _submit(pool, amd.from_kfd, host)
-        minors = nvidia.device_minors(host)
-        kfd_device = host.exists(amd.KFD_DEVICE)
-        dri = host.listdir("/dev/dri")
-        smi, smi_found = smi_job.result() if smi_job else (missing[NVIDIA_SMI], [])
-        discovery = condor_job.result() if condor_job else missing[CONDOR]
-        rocm = rocm_job.result() if rocm_job else missing[ROCM_SMI]
-        proc, proc_found, proc_minors = proc_job.result()
-        kfd, kfd_found, render = kfd_job.result()
+    smi_job = (Pending(nvidia.from_nvidia_smi, host, tools[NVIDIA_SMI].path)
+               if tools[NVIDIA_SMI].path else None)
+    condor_job = (Pending(condor.from_discovery, host, tools[CONDOR].path)
+                  if tools[CONDOR].path else None)
+    rocm_job = (Pending(amd.from_rocm_smi, host, tools[ROCM_SMI].path)
+                if tools[ROCM_SMI].path else None)
+    proc_job = Pending(nvidia.from_proc, host)
+    kfd_job = Pending(amd.from_kfd, host)
+    minors = nvidia.device_minors(host)
+    kfd_device = host.exists(amd.KFD_DEVICE)
+    dri = host.listdir("/dev/dri")
+    smi, smi_found = smi_job.result() if smi_job else (missing[NVIDIA_SMI], [])
+    discovery = condor_job.result() if condor_job else missing[CONDOR]
+    rocm = rocm_job.result() if rocm_job else missing[ROCM_SMI]
+    proc, proc_found, proc_minors = proc_job.result()
+    kfd, kfd_found, render = kfd_job.result()
     merger = _Merger(discovery)
     found = {
         "nvidia": merger.nvidia(smi, smi_found, proc, proc_found=proc_found,
