@@ -30,7 +30,6 @@ import importlib.util
 import io
 import os
 import re
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from glidein_plugins import __version__, factory_config
+from glidein_plugins import __version__, commands, factory_config
 from glidein_plugins.errors import ConfigError
 
 MTIME = 946684800  # 2000-01-01T00:00:00Z: every entry's fixed modification time
@@ -185,15 +184,12 @@ def bytecode(contents: dict[str, tuple[bytes, bool]],
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(contents[name][0])
         for python in pythons:
-            try:
-                proc = subprocess.run([python, "-I", "-S", "-c", _COMPILE, tmp, *sources],
-                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                      timeout=COMPILE_TIMEOUT, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise PackError(f"cannot compile with {python}: {exc}") from None
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-                raise PackError(f"cannot compile with {python} (exit {proc.returncode}): {last}")
+            result = commands.run([python, "-I", "-S", "-c", _COMPILE, tmp, *sources],
+                                  COMPILE_TIMEOUT)
+            if not result.ok:
+                last = (result.stderr.strip().splitlines() or [""])[-1]
+                raise PackError(f"cannot compile with {result.reason}{': ' if last else ''}"
+                                f"{last}")
         for path in sorted(Path(tmp).rglob("*.pyc")):
             found[path.relative_to(tmp).as_posix()] = (path.read_bytes(), False)
     return found
