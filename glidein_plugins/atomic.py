@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,11 +12,16 @@ from glidein_plugins.errors import ConfigError
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (which
+    must be a regular file, or not exist: a device or a directory is never replaced)."""
     try:
-        mode = path.stat().st_mode & 0o777
+        status = path.stat()
     except OSError:  # a new file (or one we cannot stat: mkstemp then says why)
         mode = 0o644
+    else:
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(str(path), "cannot write: not a regular file")
+        mode = status.st_mode & 0o777
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:

@@ -91,4 +91,6 @@ def update(path: Path, lines: Iterable[VarLine], lock: Lock | None = None) -> No
         kept = [line for line in old if _name(line) not in new]
         while kept and not kept[-1]:
             kept.pop()
+        if kept and kept[-1].endswith("\\"):  # `read line` would join our first line to it
+            kept.append("")
         atomic.write_text(path, "\n".join([*kept, *new.values()]) + "\n")

@@ -73,7 +73,7 @@ def parse(text: str, path: Path = Path("glidein_config")) -> GlideinConfig:
             problems.append(
                 f"{name}:{number}: skipped malformed line (expected 'KEY value'): {line[:80]!r}")
             continue
-        if _too_long(line, MAX_LINE + 1):
+        if _size(line) > MAX_LINE:
             problems.append(f"{name}:{number}: {key}: line longer than {MAX_LINE} bytes (kept)")
         values[key] = value.rstrip("\r")
         lines[key] = number
@@ -87,14 +87,19 @@ def format_line(key: str, value: str) -> str:
     if "\n" in value or "\r" in value or "\0" in value:
         raise ValueError(f"{key}: value holds a newline or NUL, which would inject a line")
     line = f"{key} {value}"
-    if _too_long(line, MAX_LINE):
+    try:
+        size = _size(line)
+    except UnicodeEncodeError:
+        raise ValueError(f"{key}: value holds a character no file can hold (a lone surrogate "
+                         "that was not an undecodable byte)") from None
+    if size >= MAX_LINE:
         raise ValueError(f"{key}: line longer than {MAX_LINE} bytes")
     return line
 
 
-def _too_long(line: str, limit: int) -> bool:
-    """True if ``line`` takes ``limit`` bytes or more (a character takes at most 4)."""
-    return len(line) * 4 >= limit and len(line.encode(*_ENCODING)) >= limit
+def _size(line: str) -> int:
+    """The bytes ``line`` takes in the file (UnicodeEncodeError if it cannot be written)."""
+    return len(line) if line.isascii() else len(line.encode(*_ENCODING))
 
 
 @dataclass

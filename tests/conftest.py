@@ -117,7 +117,10 @@ def glidein_result(proc: subprocess.CompletedProcess, work_dir: Path) -> Glidein
     assert bool(failure) == (status == "ERROR"), text
     config = gconfig_values(work_dir / "glidein_config")
     vars_path = work_dir / config.get("CONDOR_VARS_FILE", "-")
-    rows = vars_path.read_text().splitlines() if vars_path.is_file() else []
+    try:
+        rows = vars_path.read_text().splitlines() if vars_path.is_file() else []
+    except OSError:  # a name too long to be a file, say: no rows
+        rows = []
     return GlideinResult(
         root.get("id", ""), proc.returncode, proc.stdout, proc.stderr, status, failure,
         " ".join((root.findtext("detail") or "").split()), metrics, config,

@@ -147,10 +147,6 @@ def test_a_glidein_config_line_is_refused_naming_its_key_or_reads_back(key: str,
     assert (dict(parsed.values), parsed.problems) == ({key: value}, ())
 
 
-@pytest.mark.xfail(strict=True, reason="glidein_config.format_line accepts a short value holding "
-                   "a lone surrogate no byte decodes to (_too_long skips the encode), so update() "
-                   "raises a UnicodeEncodeError naming no key, after creating an empty "
-                   "glidein_config.history")
 def test_a_value_that_no_bytes_give_is_refused_naming_its_key(fuzz_root: Path) -> None:
     with scratch(fuzz_root) as directory:
         path = directory / "glidein_config"
@@ -285,13 +281,12 @@ def test_condor_vars_lines_never_inject_a_line_and_read_back_as_condor_startup_r
     kept = [old for old in before.split(b"\n") if first_column(old) not in lines]
     while kept and not kept[-1]:
         kept.pop()
+    if kept and kept[-1].endswith(b"\\"):  # kept apart from the new lines
+        kept.append(b"")
     assert after.split(b"\n") == [*kept, *(str(line).encode() for line in lines.values()), b""]
     assert read_back == [f"7|{line.name}|{line.default}" for line in lines.values()]
 
 
-@pytest.mark.xfail(strict=True, reason="condor_vars.update appends after the last line as it "
-                   "is: one ending with a backslash makes condor_startup.sh's `read line` join "
-                   "the first new line to it (a blank line between them would not)")
 def test_a_foreign_line_ending_with_a_backslash_does_not_swallow_a_new_line(
         fuzz_root: Path) -> None:
     with scratch(fuzz_root) as directory:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from _proto_support import CHILD_TIMEOUT, DROP_ROOT, python_popen, python_run
 
+from glidein_plugins import atomic
 from glidein_plugins import glidein_config as gc
 from glidein_plugins.errors import ConfigError
 
@@ -359,6 +360,17 @@ def test_read_only_directory_is_a_config_error_and_the_file_stays(tmp_path: Path
     assert result.stderr.strip() == "glidein_config.lock: cannot lock: Permission denied"
     assert path.read_bytes() == b"A 1\n"
     assert sorted(p.name for p in directory.iterdir()) == ["glidein_config"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_target_that_is_not_a_regular_file_is_never_replaced(tmp_path: Path, kind: str) -> None:
+    """A CONDOR_VARS_FILE naming /dev/null, a FIFO or a directory: refused, left as it is."""
+    target = tmp_path / "condor_vars.lst"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    with pytest.raises(ConfigError, match="cannot write: not a regular file"):
+        atomic.write_text(target, "X\n")
+    assert (target.is_fifo() if kind == "fifo" else target.is_dir())
+    assert [path.name for path in tmp_path.iterdir()] == ["condor_vars.lst"]
 
 
 @pytest.mark.parametrize(("limit", "failing"), [
