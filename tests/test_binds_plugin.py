@@ -164,12 +164,13 @@ def test_destinations_missing_in_a_directory_image(tmp_path, image_dir, missing_
         "onto a missing target (no underlay/overlay)")} if checked else {})
 
 
-def test_bad_timeout_setting_fails_naming_where(tmp_path):
+@pytest.mark.parametrize("timeout", ["soon", float("nan"), 10**400, 0])
+def test_bad_timeout_setting_fails_naming_where(tmp_path, timeout):
     with pytest.raises(GlideinFailure) as caught:
-        plugin.glidein_binds_validate(make_context(tmp_path, {}, timeout="soon"), Facts(), [])
+        plugin.glidein_binds_validate(make_context(tmp_path, {}, timeout=timeout), Facts(), [])
     assert caught.value.failure_type is FailureType.CONFIG
-    assert caught.value.message == ("test.yaml:1: settings.binds.timeout: 'soon' is not a "
-                                    "positive number of seconds")
+    assert caught.value.message == ("test.yaml:1: settings.binds.timeout: expected a positive "
+                                    f"number of seconds, got {timeout!r}")
 
 
 def test_ten_thousand_binds_take_one_stat(tmp_path, monkeypatch):

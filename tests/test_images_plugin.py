@@ -231,10 +231,13 @@ def test_bad_configuration_fails_naming_where(tmp_path, values, environ, failure
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"osg_defaults": "no"}, "test.yaml:1: settings.images.osg_defaults: 'no' is not true or "
-                             "false"),
-    ({"timeout": 0}, "test.yaml:1: settings.images.timeout: 0 is not a positive number"),
-    ({"timeout": "fast"}, "test.yaml:1: settings.images.timeout: 'fast' is not a positive"),
+    ({"osg_defaults": "no"}, "test.yaml:1: settings.images.osg_defaults: expected true or "
+                             "false, got 'no'"),
+    ({"timeout": 0}, "test.yaml:1: settings.images.timeout: expected a positive number"),
+    ({"timeout": "fast"}, "test.yaml:1: settings.images.timeout: expected a positive"),
+    ({"timeout": float("nan")}, "settings.images.timeout: expected a positive number"),
+    ({"timeout": 10**400}, "settings.images.timeout: expected a positive number"),
+    ({"timout": 5}, "settings.images.timout: unknown setting (expected one of: "),
 ])
 def test_bad_settings_fail_naming_where(tmp_path, settings, message):
     context = make_context(tmp_path, {}, settings={"images": settings})

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from glidein_plugins import binds as bind_lists
-from glidein_plugins import hookimpl, paths
+from glidein_plugins import checks, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
@@ -67,14 +67,9 @@ def glidein_binds_contribute(context: Context, facts: Facts) -> list[Bind]:
 
 def timeout_setting(context: Context) -> float:
     """The ``timeout`` setting, checked: a wrong one is a Config failure naming where."""
-    setting = context.entry.settings.get(PLUGIN, {}).get("timeout")
-    if setting is None:
-        return TIMEOUT
-    seconds = setting.value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise GlideinFailure(FailureType.CONFIG, f"{setting.where}: settings.{PLUGIN}.timeout: "
-                             f"{seconds!r} is not a positive number of seconds")
-    return float(seconds)
+    chosen = checks.plugin_settings(context, PLUGIN, {"timeout": TIMEOUT},
+                                    {"timeout": checks.seconds})
+    return float(chosen["timeout"])
 
 
 def malformed(bind: Bind) -> str:

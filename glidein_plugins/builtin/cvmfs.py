@@ -32,18 +32,17 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import commands, hookimpl, paths
+from glidein_plugins import checks, commands, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.results import Attribute, flag
-from glidein_plugins.vo import _common
 
 PLUGIN = "cvmfs"
 REPOS_KEY = "GLIDEIN_CVMFS_REPOS"
 SETTINGS: dict[str, Any] = {"repositories": [], "timeout": 20.0}
-CHECKS: dict[str, _common.Check] = {"repositories": _common.strings,
-                                    "timeout": _common.seconds}
+CHECKS: dict[str, checks.Check] = {"repositories": checks.strings,
+                                    "timeout": checks.seconds}
 # a fully qualified repository name: DNS labels (letters, digits, inner '-') joined by dots
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+\Z")
@@ -94,13 +93,13 @@ def name_problem(name: str) -> str:
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return _common.settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 def configured(context: Context, names: list[str]) -> list[Repository]:
     """The repositories to check, each once: the setting's (a bad name is a Config failure),
     then ``GLIDEIN_CVMFS_REPOS``'s (a bad name is left out, with a warning)."""
-    setting_where = _common.where(context, PLUGIN, "repositories")
+    setting_where = checks.where(context, PLUGIN, "repositories")
     for name in names:
         why = name_problem(name)
         if why:

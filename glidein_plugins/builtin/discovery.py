@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glidein_plugins import hookimpl, paths
+from glidein_plugins import checks, hookimpl, paths
 from glidein_plugins.context import Context
 from glidein_plugins.images import rebase_cvmfs
 from glidein_plugins.results import RuntimeCandidate
@@ -40,6 +40,7 @@ OSG_BINARY = "/cvmfs/oasis.opensciencegrid.org/mis/singularity/bin/singularity"
 CONDOR_APPTAINER = "usr/libexec/apptainer"
 MODULES = ("singularitypro", "singularity")
 SETTINGS = {"timeout": 10.0, "modules": True}
+CHECKS: dict[str, checks.Check] = {"timeout": checks.seconds, "modules": checks.boolean}
 OVERRIDE_KEY = "GLIDEIN_SINGULARITY_BINARY_OVERRIDE"
 BIN_KEY = "SINGULARITY_BIN"
 # a constant script (no value is ever interpolated): make `module` available, load module $1,
@@ -197,7 +198,7 @@ def _from_modules(context: Context, timeout: float) -> list[RuntimeCandidate]:
 
 @hookimpl(trylast=True)
 def glidein_runtime_discover(context: Context) -> list[RuntimeCandidate]:
-    settings = {**SETTINGS, **context.settings("discovery")}
+    settings = checks.plugin_settings(context, "discovery", SETTINGS, CHECKS)
     timeout = float(settings["timeout"])
     planned = plan(context)
     wanted = [item.path for item in planned]

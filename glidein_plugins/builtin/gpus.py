@@ -19,14 +19,12 @@ Settings (``settings: {gpus: {...}}`` in the factory config):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from glidein_plugins import hookimpl
+from glidein_plugins import checks, hookimpl
 from glidein_plugins.context import Context
-from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.gpu import detect as gpu_detect
 from glidein_plugins.gpu import libraries as libs
 from glidein_plugins.gpu.common import Host
@@ -40,6 +38,13 @@ SETTINGS: dict[str, Any] = {
     "rocm_smi": None, "ldconfig": None, "nvliblist": None, "cuda_probe": True,
 }
 _PATHS = ("nvidia_smi", "condor_gpu_discovery", "rocm_smi", "ldconfig", "nvliblist")
+CHECKS: dict[str, checks.Check] = {
+    "timeout": checks.seconds, "cuda_probe": checks.boolean,
+    "root": lambda value: "" if isinstance(value, str) and value.startswith("/") else
+    "an absolute path",
+    **dict.fromkeys(_PATHS, lambda value: "" if value is None or isinstance(value, str) else
+                    "a path (or '' to skip it)"),
+}
 _CAPABILITY = re.compile(r"^(\d+)\.(\d+)$")
 NOT_DETECTED = "GPU detection did not complete (see the gpu phase in the trace)"
 
@@ -58,25 +63,7 @@ def _recall(context: Context) -> gpu_detect.Detection | None:
 def settings(context: Context) -> dict[str, Any]:
     """The entry's ``gpus`` settings over the defaults; a wrong one is a Config failure naming
     the file, line and key."""
-    values = dict(SETTINGS)
-    for key, setting in context.entry.settings.get(PLUGIN, {}).items():
-        value, where = setting.value, f"{setting.where}: settings.{PLUGIN}.{key}"
-        problem = ""
-        if key not in SETTINGS:
-            problem = f"unknown setting (expected one of: {', '.join(SETTINGS)})"
-        elif key == "timeout" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                   or not math.isfinite(value) or value <= 0):
-            problem = f"expected a positive number of seconds, got {value!r}"
-        elif key == "root" and not (isinstance(value, str) and value.startswith("/")):
-            problem = f"expected an absolute path, got {value!r}"
-        elif key in _PATHS and value is not None and not isinstance(value, str):
-            problem = f"expected a path (or '' to skip it), got {value!r}"
-        elif key == "cuda_probe" and not isinstance(value, bool):
-            problem = f"expected true or false, got {value!r}"
-        if problem:
-            raise GlideinFailure(FailureType.CONFIG, f"{where}: {problem}")
-        values[key] = value
-    return values
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 def _host(context: Context, options: dict[str, Any]) -> Host:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import classad, cvmfs_realpath, hookimpl, paths
+from glidein_plugins import checks, classad, cvmfs_realpath, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
@@ -44,6 +44,7 @@ from glidein_plugins.results import Facts, Image
 
 PLUGIN = "images"
 SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0}
+CHECKS: dict[str, checks.Check] = {"osg_defaults": checks.boolean, "timeout": checks.seconds}
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
 RESTRICTIONS = ("cvmfs", "remote", "test", "any")
@@ -92,21 +93,8 @@ def restrictions(context: Context) -> frozenset[str]:
 
 
 def settings(context: Context) -> dict[str, Any]:
-    """The plugin's settings, checked: a wrong type is a Config failure naming where."""
-    found = {**SETTINGS, **context.settings(PLUGIN)}
-    configured_at = context.entry.settings.get(PLUGIN, {})
-
-    def bad(key: str, expected: str) -> GlideinFailure:
-        at = configured_at[key].where if key in configured_at else "default"
-        return GlideinFailure(FailureType.CONFIG, f"{at}: settings.{PLUGIN}.{key}: "
-                              f"{found[key]!r} is not {expected}")
-
-    if not isinstance(found["osg_defaults"], bool):
-        raise bad("osg_defaults", "true or false")
-    timeout = found["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise bad("timeout", "a positive number of seconds")
-    return found
+    """The plugin's settings, checked: a wrong one is a Config failure naming where."""
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 def refusal(uri: str, allowed: frozenset[str], root: str) -> str:

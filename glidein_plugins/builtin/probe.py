@@ -44,7 +44,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from glidein_plugins import atomic, commands, hookimpl, paths
+from glidein_plugins import atomic, checks, commands, hookimpl, paths
 from glidein_plugins.background import Pending
 from glidein_plugins.context import Context
 from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
@@ -52,6 +52,10 @@ from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
 SETTINGS: dict[str, Any] = {
     "timeout": 60.0, "version_timeout": 10.0, "test_image": "", "sif_image": "",
     "cache_ttl": 3600.0,
+}
+CHECKS: dict[str, checks.Check] = {
+    "timeout": checks.seconds, "version_timeout": checks.seconds, "test_image": checks.text,
+    "sif_image": checks.text, "cache_ttl": checks.seconds_or_zero,
 }
 MISSING_TARGET = "/glidein_plugins_missing_target"
 CACHE = Path(".glidein_plugins") / "probe_cache.json"
@@ -360,7 +364,7 @@ def _store(context: Context, key: str, probe: RuntimeProbe) -> None:
 @hookimpl(trylast=True)
 def glidein_runtime_probe(context: Context, facts: Facts,
                           candidate: RuntimeCandidate) -> RuntimeProbe:
-    settings = {**SETTINGS, **context.settings("probe")}
+    settings = checks.plugin_settings(context, "probe", SETTINGS, CHECKS)
     image = str(settings["test_image"]) or (facts.image.uri if facts.image else "")
     key = cache_key(candidate, image, settings, context.environ)
     ttl = float(settings["cache_ttl"])

@@ -25,30 +25,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from glidein_plugins import binds as bind_lists
-from glidein_plugins import hookimpl, paths
+from glidein_plugins import checks, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
 from glidein_plugins.images import is_remote
 from glidein_plugins.results import Attribute, Bind, BindVerdict, Facts, flag
-from glidein_plugins.vo import _common
 
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"
 FLAG = "ATLAS_CONTAINER_OK"
 SETTINGS: dict[str, Any] = {"cache_binds": [], "timeout": 20.0}
-CHECKS: dict[str, _common.Check] = {"cache_binds": _common.strings, "timeout": _common.seconds}
+CHECKS: dict[str, checks.Check] = {"cache_binds": checks.strings, "timeout": checks.seconds}
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return _common.settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 def cache_binds(context: Context) -> list[Bind]:
     """The ``cache_binds`` setting parsed; a malformed item is a Config failure naming it."""
     found: list[Bind] = []
     for index, item in enumerate(settings(context)["cache_binds"]):
-        at = f"{_common.where(context, PLUGIN, 'cache_binds')}[{index}]"
+        at = f"{checks.where(context, PLUGIN, 'cache_binds')}[{index}]"
         try:
             parsed = bind_lists.parse(item, at, ORIGIN)
         except InputError as exc:

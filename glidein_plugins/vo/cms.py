@@ -30,7 +30,7 @@ import re
 from typing import Any
 
 from glidein_plugins import binds as bind_lists
-from glidein_plugins import hookimpl
+from glidein_plugins import checks, hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
@@ -46,15 +46,15 @@ SITE_KEY = "CMS_LOCAL_SITE"
 SITE_NAME = re.compile(r"^T[0-3]_[A-Za-z0-9]+_[A-Za-z0-9_-]+$")
 SETTINGS: dict[str, Any] = {"images": True, "siteconf": "",
                             "siteconf_target": f"{SITECONF}/local", "timeout": 20.0}
-CHECKS: dict[str, _common.Check] = {
-    "images": _common.boolean, "siteconf": _common.path_or_empty,
+CHECKS: dict[str, checks.Check] = {
+    "images": checks.boolean, "siteconf": checks.path_or_empty,
     "siteconf_target": lambda v: "" if isinstance(v, str) and v.startswith("/") else
-    "an absolute path", "timeout": _common.seconds,
+    "an absolute path", "timeout": checks.seconds,
 }
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return _common.settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 @hookimpl

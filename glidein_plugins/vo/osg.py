@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from glidein_plugins import hookimpl
+from glidein_plugins import checks, hookimpl
 from glidein_plugins.builtin import images as builtin_images
 from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.context import Context
@@ -41,14 +41,14 @@ PLUGIN = "osg"
 APPTAINER = "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/bin/apptainer"
 SOURCE = "OSG Apptainer in CVMFS"
 SETTINGS: dict[str, Any] = {"apptainer": None, "priority": 250, "images": True, "timeout": 20.0}
-CHECKS: dict[str, _common.Check] = {
-    "apptainer": _common.path_or_empty, "priority": _common.integer,
-    "images": _common.boolean, "timeout": _common.seconds,
+CHECKS: dict[str, checks.Check] = {
+    "apptainer": checks.path_or_empty, "priority": checks.integer,
+    "images": checks.boolean, "timeout": checks.seconds,
 }
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return _common.settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
 
 
 def apptainer(context: Context, options: dict[str, Any]) -> str:
