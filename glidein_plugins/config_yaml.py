@@ -21,10 +21,20 @@ from glidein_plugins.factory_config import (
 
 _Item = tuple[yaml.Node, yaml.Node]  # (key node, value node) of a mapping
 _INVALID: Any = object()  # a value already reported as wrong
+_YAML_TAG = "tag:yaml.org,2002:"
 
 
 def _is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+
+
+def _short_tag(tag: str) -> str:
+    """``!!int`` for ``tag:yaml.org,2002:int``, as it is written in YAML."""
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+
+
+def _short_text(node: yaml.Node) -> str:
+    return repr(node.value) if isinstance(node, yaml.ScalarNode) else "a collection"
 
 
 class Parser:
@@ -88,8 +98,10 @@ class Parser:
             return self.loader.construct_object(item[1], deep=True)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
-            self.error(item[0], keypath, f"invalid value: {problem}")
-            return _INVALID
+        except (ValueError, TypeError, KeyError, AttributeError):  # '!!int abc', '!!bool x'
+            problem = f"{_short_tag(item[1].tag)} cannot be {_short_text(item[1])}"
+        self.error(item[0], keypath, f"invalid value: {problem}")
+        return _INVALID
 
     def mapping(self, item: _Item | None, keypath: str,
                 allowed: Sequence[str] | None = None) -> dict[str, _Item]:
@@ -171,13 +183,18 @@ class Parser:
         """The glidein_config text of an ``attributes`` value, or None after reporting why not.
 
         The text is taken as written (``yes`` stays ``yes``, ``010`` stays ``010``): a
-        glidein_config value is text, not a YAML-typed value; ``null`` or nothing is ''.
+        glidein_config value is text, not a YAML-typed value; ``null`` or nothing is ''. So a
+        tag (``!!python/name:...``, ``!!int``) is refused, as the ``settings`` refuse the tags
+        PyYAML's safe loader does not know: it would be ignored.
         """
         node = item[1]
         if not ATTR_KEY.match(key):
             self.error(item[0], keypath, "not a valid glidein_config key")
         elif not isinstance(node, yaml.ScalarNode):
             self.error(item[0], keypath, "expected a single text or number")
+        elif node.tag != self._implicit_tag(node):
+            self.error(item[0], keypath, f"a YAML tag ({_short_tag(node.tag)}) is not allowed "
+                                         "here: the value is glidein_config text, taken as written")
         elif _is_null(node):
             return ""
         elif "\n" in node.value or "\r" in node.value or "\0" in node.value:
@@ -185,3 +202,10 @@ class Parser:
         else:
             return str(node.value)
         return None
+
+    def _implicit_tag(self, node: yaml.ScalarNode) -> str:
+        """The tag PyYAML gives ``node``'s text when it carries none (plain or quoted)."""
+        assert self.loader is not None
+        plain = node.style is None
+        return str(self.loader.resolve(  # type: ignore[no-untyped-call]
+            yaml.ScalarNode, node.value, (plain, True)))

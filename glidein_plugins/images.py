@@ -32,8 +32,11 @@ LEGACY_KEYS = (  # legacy variable -> the platform it overrides
     ("SINGULARITY_IMAGE_DEFAULT", "default"),
 )
 _BREAKS_LINE = "\n\r\0"
-_SCHEME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_SCHEME_CHARS = _SCHEME_START | frozenset("0123456789+.-")
+# the URI schemes Apptainer pulls an image from over the network (``apptainer pull``); its
+# other transports read the node's files or daemons (docker-archive://, oci-archive://, oci://,
+# docker-daemon://, instance://) and are no registry image: such a URI is neither remote nor
+# an absolute path, so every image check refuses it
+REMOTE_SCHEMES = ("docker", "oras", "library", "shub", "http", "https")
 
 
 def parse_dict(text: str, where: str = "") -> list[tuple[str, str]]:
@@ -103,10 +106,11 @@ def preference(entry_os: Sequence[str], job_os: Sequence[str]) -> list[str]:
 
 
 def is_remote(uri: str) -> bool:
-    """True for a registry or web URI (``docker://``, ``oras://``, ``https://`` ...)."""
-    scheme, separator, _ = uri.partition("://")  # docker://, oras://, https://, ...
-    return bool(separator) and scheme[:1] in _SCHEME_START and all(
-        char in _SCHEME_CHARS for char in scheme)
+    """True for a registry or web URI: a scheme of ``REMOTE_SCHEMES`` (``docker://``,
+    ``oras://``, ``library://``, ``shub://``, ``http(s)://``), written as Apptainer reads it
+    (lower case)."""
+    scheme, separator, _ = uri.partition("://")
+    return bool(separator) and scheme in REMOTE_SCHEMES
 
 
 def rebase_cvmfs(path: str, cvmfs_root: str) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ if TYPE_CHECKING:  # imported when entry points are scanned: costly, rarely need
 ENTRY_POINT_GROUP = "glidein_plugins"
 DISABLE_ENV = "GLIDEIN_PLUGINS_DISABLE"  # comma/space separated names to block
 _HOOK_PREFIX = "glidein_"
+_GROUP_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+_ST_RDONLY = getattr(os, "ST_RDONLY", 1)  # Linux's value (PyPy 3.9's os lacks the name)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,56 @@ def drop_ins(directories: tuple[str, ...]) -> dict[str, Path]:
     return found
 
 
+def unsafe(path: Path) -> str:
+    """Why the drop-in ``path`` (a plugin directory or ``*.py`` file) must not be loaded; ''
+    when it may.
+
+    Symlinks are followed. The file and the directory holding it must be owned by root or this
+    user and writable by their owner only; every directory above must not be writable by group
+    or others unless it has the sticky bit (``/tmp``): else someone else could change the code
+    the pilot runs. Nothing on a read-only mount (CVMFS) can change, whoever owns it.
+    """
+    try:
+        real = Path(os.path.realpath(path))
+        folder = real if real.is_dir() else real.parent
+        for item in dict.fromkeys((real, folder)):  # once when ``path`` is a directory
+            why = _not_private(item)
+            if why:
+                return why
+        for parent in folder.parents:
+            mode = parent.stat().st_mode
+            if mode & _GROUP_OTHERS and not mode & stat.S_ISVTX and not _read_only(parent):
+                return (f"{parent} is writable by {_who(mode)} (mode {mode & 0o7777:04o}) "
+                        f"without the sticky bit: they could replace {folder}")
+    except OSError as exc:
+        return f"cannot check {exc.filename or path}: {exc.strerror or exc}"
+    return ""
+
+
+def _not_private(path: Path) -> str:
+    """Why ``path`` could be changed by someone else than root or this user ('' if not)."""
+    info = path.stat()
+    if _read_only(path):
+        return ""
+    user = os.geteuid()
+    if info.st_uid not in (0, user):
+        return (f"{path} is owned by uid {info.st_uid}, neither root nor this user "
+                f"(uid {user})")
+    if info.st_mode & _GROUP_OTHERS:
+        return (f"{path} is writable by {_who(info.st_mode)} (mode "
+                f"{info.st_mode & 0o7777:04o}); only its owner may write it (chmod go-w)")
+    return ""
+
+
+def _who(mode: int) -> str:
+    return " and ".join(who for who, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+                        if mode & bit)
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & _ST_RDONLY)
+
+
 def blocked_names(entry: EntryConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
     """The entry's ``disable`` list, then the names in ``$GLIDEIN_PLUGINS_DISABLE``."""
     from_env = re.split(r"[,\s]+", environ.get(DISABLE_ENV, "").strip())
@@ -135,8 +189,9 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
 
     Built-ins are registered under short names (``mode``, ``singularity``); names in the
     entry's ``disable`` list or ``$GLIDEIN_PLUGINS_DISABLE`` are blocked; ``enable`` and
-    ``required`` load entry-point plugins; every ``*.py`` in ``directories`` is loaded. What
-    cannot be loaded is in ``problems``, fatal only for a required plugin.
+    ``required`` load entry-point plugins; every ``*.py`` in ``directories`` is loaded, unless
+    it or its directory could be changed by someone else (``unsafe``). What cannot be loaded is
+    in ``problems``, fatal only for a required plugin.
     """
     pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -164,6 +219,7 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
                if name not in wanted and name not in site]
     wanted += [name for name in site if name not in wanted]
     points: dict[str, tuple[metadata.EntryPoint, str, str]] | None = None
+    checked: dict[Path, str] = {}  # directory -> why it is unsafe ('' if it is not)
 
     for name in wanted:
         if name in plugins.blocked:
@@ -173,8 +229,14 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
             info = PluginInfo(name, "builtin", hookspecs.PROJECT, location=BUILTINS[name][0])
             _register(plugins, info, lambda n=name: importlib.import_module(BUILTINS[n][0]), fatal)
         elif name in site:
-            info = PluginInfo(name, "directory", "site", location=str(site[name]))
-            _register(plugins, info, lambda p=site[name]: _load_file(p), fatal)
+            path = site[name]
+            why = _unsafe_directory(path.parent, checked) or unsafe(path)
+            if why:
+                plugins.problems.append(LoadProblem(name, "site", f"{path} not loaded: {why}",
+                                                    fatal))
+                continue
+            info = PluginInfo(name, "directory", "site", location=str(path))
+            _register(plugins, info, lambda p=path: _load_file(p), fatal)
         else:
             if points is None:  # scanned only when a non-built-in plugin is wanted
                 points, unreadable = _scan_entry_points()
@@ -189,6 +251,13 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
             _register(plugins, info, point.load, fatal)
     pm.check_pending()
     return plugins
+
+
+def _unsafe_directory(directory: Path, checked: dict[Path, str]) -> str:
+    """``unsafe(directory)``, looked at once per build (its files can be symlinks elsewhere)."""
+    if directory not in checked:
+        checked[directory] = unsafe(directory)
+    return checked[directory]
 
 
 def _load_file(path: Path) -> Any:

@@ -59,7 +59,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from glidein_plugins import advertise, binds, classad, condor_vars, glidein_config
+from glidein_plugins import advertise, binds, classad, condor_vars, glidein_config, images
 from glidein_plugins.errors import ConfigError, GlideinFailure
 from glidein_plugins.results import (
     Attribute,
@@ -91,7 +91,7 @@ KNOBS = (
     "SINGULARITY_IGNORE_MISSING_BIND_TARGET",
 )
 JOB_IMAGE = "TARGET.SingularityImage"
-REMOTE_PATTERN = "^[A-Za-z][A-Za-z0-9+.-]*://"  # images.is_remote, as a ClassAd regexp
+REMOTE_PATTERN = f"^({'|'.join(images.REMOTE_SCHEMES)})://"  # images.is_remote, as a regexp
 DOTDOT_PATTERN = "(^|/)[.][.](/|$)"
 _TRACE = ("launch", "native")  # (phase, plugin) of our trace lines
 CONTAIN_OPTIONS = ("-C", "--containall", "-c", "--contain", "-i", "--ipc", "-p", "--pid")

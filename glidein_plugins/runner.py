@@ -213,7 +213,7 @@ class Runner:
             return self._fail(hook, plugin, FailureType.CONFIG,
                               f"returned {type(result).__name__}, not {expected}")
         if isinstance(result, policy.item):
-            return [result]
+            result = [result]
         if not isinstance(result, list):  # a str, a dict, a number: not a collection of items
             return self._fail(hook, plugin, FailureType.CONFIG,
                               f"returned {type(result).__name__}, not an iterable of {expected}")
@@ -222,6 +222,12 @@ class Runner:
             return self._fail(hook, plugin, FailureType.CONFIG,
                               f"returned a {type(wrong[0]).__name__} among its results, "
                               f"not {expected}: {_short(repr(wrong[0]))}")
+        if policy.item is Attribute:
+            from glidein_plugins import reserved  # noqa: PLC0415 - setup only, not job start
+
+            refused = next(filter(None, (reserved.why(item.name) for item in result)), "")
+            if refused:  # it would reconfigure the startd or the glidein: the plugin is wrong
+                return self._fail(hook, plugin, FailureType.CONFIG, f"attribute {refused}")
         return result
 
     def _fail(self, hook: str, plugin: str, failure_type: FailureType, why: str) -> Any:

@@ -15,7 +15,7 @@ from _proto_support import CHILD_TIMEOUT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import classad
+from glidein_plugins import classad, reserved
 
 FIXTURE_SETTINGS = settings(deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture])
@@ -228,3 +228,136 @@ def test_a_quote_breaks_condor_startup_eval() -> None:
     with pytest.raises(ValueError):
         classad.check_value("x'; echo injected; '", "S")
     assert b"injected" in bash_eval(["x'; echo injected; '"]).stdout
+
+
+# --------------------------------------------------------------------------- reserved names
+# A plugin's attribute becomes a startd config line, a glidein_config key and a shell variable
+# of condor_startup.sh: names HTCondor, GlideinWMS or that script own are refused (reserved.py).
+
+@pytest.mark.parametrize(("name", "rule"), [
+    ("START", "an HTCondor startd policy expression"),
+    ("Start", "an HTCondor startd policy expression"),  # HTCondor ignores case
+    ("WANT_SUSPEND", "an HTCondor startd policy expression"),
+    ("SEC_DEFAULT_AUTHENTICATION", "an HTCondor security setting"),
+    ("allow_write", "an HTCondor security setting"),
+    ("DENY_READ", "an HTCondor security setting"),
+    ("USER_JOB_WRAPPER", "an HTCondor setting of how jobs run"),
+    ("JOB_RENICE_INCREMENT", "an HTCondor setting of how jobs run"),
+    ("SINGULARITY_BIND_EXPR", "an HTCondor setting of how jobs run"),
+    ("STARTD_ATTRS", "an HTCondor daemon's setting"),
+    ("STARTER_JOB_ENVIRONMENT", "an HTCondor daemon's setting"),
+    ("DAEMON_LIST", "an HTCondor daemon's setting"),
+    ("MASTER_NAME", "an HTCondor daemon's setting"),
+    ("SLOT_TYPE_1", "an HTCondor setting of the slots and their resources"),
+    ("SLOT1_USER", "an HTCondor security setting"),
+    ("NUM_CPUS", "an HTCondor setting of the slots and their resources"),
+    ("Memory", "an HTCondor setting of the slots and their resources"),
+    ("CONDOR_HOST", "an HTCondor path, host or configuration file"),
+    ("COLLECTOR_HOST", "an HTCondor daemon's setting"),
+    ("LOCAL_CONFIG_FILE", "an HTCondor path, host or configuration file"),
+    ("EXECUTE", "an HTCondor setting of how jobs run"),
+    ("ENABLE_SSH_TO_JOB", "an HTCondor switch or limit"),
+    ("OpSys", "a macro HTCondor defines itself"),
+    ("SHUTDOWN_GRACEFUL_TIMEOUT", "an HTCondor configuration knob"),
+    ("Requirements", "a machine ClassAd attribute the startd computes"),
+    ("HasDocker", "a machine ClassAd attribute the startd computes"),
+    ("ADD_CONFIG_LINE_SOURCE", "a glidein_config key GlideinWMS relies on"),
+    ("CONDOR_VARS_FILE", "a glidein_config key GlideinWMS relies on"),
+    ("ERROR_GEN_PATH", "a glidein_config key GlideinWMS relies on"),
+    ("GLIDEIN_WORK_DIR", "a glidein_config key GlideinWMS relies on"),
+    ("GLIDEIN_Start", "a glidein_config key GlideinWMS relies on"),  # the entry's START
+    ("GLIDEIN_WRAPPER_EXEC", "a glidein_config key GlideinWMS relies on"),
+    ("X509_USER_PROXY", "a glidein_config key GlideinWMS relies on"),
+    ("CONDOR_DIR", "an HTCondor path, host or configuration file"),
+    ("PATH", "a variable of the shell or the dynamic loader"),
+    ("LD_PRELOAD", "a variable of the shell or the dynamic loader"),
+    ("_CONDOR_START", "a variable of the shell or the dynamic loader"),
+    ("error_gen", "a name without capital letters"),  # condor_startup.sh's own variable
+])
+def test_names_htcondor_glideinwms_or_condor_startup_own_are_reserved(name: str,
+                                                                      rule: str) -> None:
+    assert reserved.why(name).startswith(f"{name} is reserved: {rule}")
+    assert reserved.why(name).endswith("; publish another name")
+
+
+@pytest.mark.parametrize("name", [
+    "HAS_SINGULARITY", "GLIDEIN_Site", "GLIDEIN_PLUGINS_STATE", "SINGULARITY_PATH",
+    "GWMS_SINGULARITY_STATUS", "CVMFS_cms_cern_ch_REVISION", "HAS_CVMFS_cms_cern_ch",
+    "ATLAS_CONTAINER_OK", "CMS_LOCAL_SITE", "GLIDEIN_GPU_MEMORY_MB", "VO_Site", "MyGPUs",
+    "Has_Feature", "GLIDEIN_ToDie_Soon",
+])
+def test_other_names_are_free(name: str) -> None:
+    assert reserved.why(name) == ""
+
+
+def test_every_knob_of_native_mode_is_reserved() -> None:
+    """A plugin cannot fight the HTCondor-native launch the package configures itself."""
+    from glidein_plugins import native  # noqa: PLC0415
+
+    assert all(reserved.why(knob) for knob in native.KNOBS)
+
+
+def test_every_configuration_name_htcondor_knows_is_reserved(htcondor2) -> None:
+    known = sorted(htcondor2.param)
+    assert len(known) > 500
+    assert [name for name in known if not reserved.why(name)] == []
+
+
+def test_htcondor_reads_a_reserved_name_in_any_case_as_its_knob(htcondor2,
+                                                                tmp_path: Path) -> None:
+    """Why the rules ignore case: ``start=False`` in the startd config *is* START."""
+    lines = {"start": "False", "Sec_Default_Authentication": "NEVER", "user_job_wrapper": "/x",
+             "Condor_Host": "evil.example"}
+    path = tmp_path / "condor_config"
+    path.write_text("".join(f"{name}={value}\n" for name, value in lines.items()))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("_CONDOR_")}
+    env["CONDOR_CONFIG"] = str(path)
+    canonical = [name.upper() for name in lines]
+    result = subprocess.run([sys.executable, str(CONDOR_PARAM), *canonical], env=env,
+                            capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == dict(zip(canonical, lines.values()))
+    assert all(reserved.why(name) for name in lines)
+
+
+def builtin_names(tmp_path: Path, fake_cvmfs) -> set[str]:
+    """What the built-in plugins (VO ones included) publish on a node with a proven runtime,
+    CVMFS repositories and (asked directly) NVIDIA and AMD GPUs with their libraries."""
+    from conftest import glidein_result, make_work_dir, run_cli  # noqa: PLC0415
+
+    from glidein_plugins import glidein_config  # noqa: PLC0415
+    from glidein_plugins.builtin import gpus  # noqa: PLC0415
+    from glidein_plugins.context import Context, Deadline  # noqa: PLC0415
+    from glidein_plugins.factory_config import EntryConfig  # noqa: PLC0415
+    from glidein_plugins.results import Facts, GpuDevice, Library  # noqa: PLC0415
+
+    fake_cvmfs.bin.install_runtime("apptainer")
+    (fake_cvmfs.root / "cms.cern.ch").mkdir()
+    config = tmp_path / "entry.yaml"
+    config.write_text("version: 1\ndefaults:\n  plugins: {enable: [osg, cms, atlas]}\n"
+                      "  settings: {cvmfs: {repositories: [cms.cern.ch, atlas.cern.ch]}}\n")
+    work = make_work_dir(tmp_path / "work", {"GLIDEIN_Singularity_Use": "PREFERRED"})
+    result = glidein_result(run_cli(["setup", "glidein_config", "entry", "--config",
+                                     str(config)], work, fake_cvmfs.env()), work)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    names = set(result.condor_vars) - {"GLIDEIN_Site"}  # make_work_dir's own line
+    context = Context(EntryConfig("E"), glidein_config.parse(""), tmp_path, Deadline(10), {})
+    devices = (GpuDevice("nvidia", "H100", memory_mb=80000, capability="9.0",
+                         driver_version="550"), GpuDevice("amd", "MI250X", memory_mb=65000))
+    libraries = (Library("cuda", "12.4"), Library("rocm", "6.0"), Library("opencl:nvidia"))
+    for facts in (Facts(gpus=devices, libraries=libraries), Facts()):
+        names |= {a.name for a in gpus.glidein_attributes_contribute(context, facts)}
+    names |= {"CVMFS_cms_cern_ch_REVISION"}  # the fake CVMFS has no revision to read
+    return names
+
+
+def test_no_builtin_attribute_is_reserved_or_an_htcondor_knob(htcondor2, tmp_path: Path,
+                                                              fake_cvmfs) -> None:
+    names = builtin_names(tmp_path, fake_cvmfs)
+    expected = {"HAS_SINGULARITY", "SINGULARITY_PATH", "GLIDEIN_PLUGINS_STATE",
+                "HAS_CVMFS_cms_cern_ch", "ATLAS_CONTAINER_OK", "OSG_SINGULARITY_PATH",
+                "GLIDEIN_GPU_MEMORY_MB", "HAS_GPU_REASON", "GLIDEIN_ROCM_VERSION"}
+    assert expected <= names, sorted(expected - names)
+    assert {name: reserved.why(name) for name in names if reserved.why(name)} == {}
+    knobs = {name.lower() for name in htcondor2.param}
+    assert sorted(name for name in names if name.lower() in knobs) == []

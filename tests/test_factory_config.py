@@ -240,3 +240,50 @@ def test_compiling_a_wrong_file_names_every_problem(tmp_path: Path) -> None:
     path.write_text("defaults:\n  budget_seconds: -1\n")
     with pytest.raises(ConfigError, match=rf"{path}:2: defaults.budget_seconds"):
         factory_config.compiled(path)
+
+
+# -- YAML tags (SECURITY.md, threat 5) ----------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "tag"), [
+    ("!!python/name:os.system ''", "!!python/name:os.system"),
+    ("!!python/object/new:os.system 'true'", "!!python/object/new:os.system"),
+    ("!!str 010", "!!str"), ('!!int "10"', "!!int"), ("!!binary aGk=", "!!binary"),
+    ("!local text", "!local"),
+])
+def test_a_tagged_attribute_is_refused_as_a_tagged_setting_is(tmp_path: Path, value: str,
+                                                              tag: str) -> None:
+    """An attribute is glidein_config text taken as written, so a tag would be ignored: it is
+    refused, naming file:line and the key, as the settings refuse the tags they cannot load."""
+    path = tmp_path / "tagged.yaml"
+    path.write_text(f"version: 1\ndefaults:\n  attributes:\n    A: {value}\n    B: plain\n")
+    proc = check_config(path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"{path}:4: defaults.attributes.A: a YAML tag ({tag}) is not allowed here: the value "
+        "is glidein_config text, taken as written", "1 problem(s) found"]
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ("010", "010"), ("yes", "yes"), ("'quoted: 010'", "quoted: 010"), ('"double"', "double"),
+    ("2024-01-01", "2024-01-01"), ("1.5e3", "1.5e3"), ("~", ""), ("", ""),
+    ("|-\n      block text", "block text"),
+])
+def test_untagged_attributes_are_taken_as_written(tmp_path: Path, value: str, text: str) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(f"version: 1\ndefaults:\n  attributes:\n    A: {value}\n")
+    assert check_config(path, cwd=tmp_path).returncode == 0
+    assert factory_config.load([path]).entry("E").attributes["A"].value == text
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("!!int abc", "!!int cannot be 'abc'"), ("!!bool maybe", "!!bool cannot be 'maybe'"),
+    ("!!float x", "!!float cannot be 'x'"), ("!!timestamp soon", "!!timestamp cannot be 'soon'"),
+])
+def test_a_setting_its_tag_cannot_build_is_an_error_not_a_crash(tmp_path: Path, value: str,
+                                                                message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"version: 1\ndefaults:\n  settings:\n    images: {{timeout: {value}}}\n")
+    proc = check_config(path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == (
+        f"{path}:4: defaults.settings.images.timeout: invalid value: {message}")

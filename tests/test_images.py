@@ -18,6 +18,7 @@ from glidein_plugins.errors import InputError
 from glidein_plugins.factory_config import EntryConfig, Setting
 from glidein_plugins.images import (
     ANY_ORDER,
+    REMOTE_SCHEMES,
     format_dict,
     is_remote,
     node_platforms,
@@ -219,3 +220,33 @@ def test_rebase_cvmfs(path, root, rebased):
 ])
 def test_under(path, root, inside):
     assert under(path, root) is inside
+
+
+# -- which URI schemes are remote (SECURITY.md, threat 1) -----------------------------------------
+
+@pytest.mark.parametrize("scheme", REMOTE_SCHEMES)
+def test_the_schemes_apptainer_pulls_from_are_remote(scheme):
+    assert is_remote(f"{scheme}://registry.example/vo/image:tag")
+
+
+@pytest.mark.parametrize("uri", [
+    # Apptainer's transports that read the node's own files or daemons
+    "docker-archive:///tmp/image.tar", "oci-archive:///tmp/image.tar", "oci:///tmp/layout",
+    "docker-daemon://image:tag", "instance://running",
+    # schemes Apptainer does not pull from, and the known ones as Apptainer never reads them
+    "file:///etc/passwd", "ftp://host/i.sif", "s3://bucket/i.sif", "ipfs://cid", "DOCKER://i",
+    "Https://host/i.sif", " docker://i", "docker:/i", "docker:i",
+])
+def test_other_schemes_are_not_remote(uri):
+    assert not is_remote(uri)
+
+
+@pytest.mark.parametrize("allowed", [{"remote"}, {"remote", "cvmfs"}, {"remote", "any"}])
+@pytest.mark.parametrize("uri", ["docker-archive:///tmp/image.tar", "oci-archive:///x.tar",
+                                 "file:///cvmfs/x/image.sif"])
+def test_remote_never_admits_an_image_from_a_local_transport(uri, allowed):
+    from glidein_plugins.builtin.images import refusal  # noqa: PLC0415 - the plugin's judge
+
+    assert refusal("docker://registry.example/vo/image:tag", frozenset(allowed), "/cvmfs") == ""
+    assert refusal(uri, frozenset(allowed), "/cvmfs") == (
+        "neither an absolute path nor a registry URI (docker://, oras://, ...)")

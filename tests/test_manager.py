@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -342,3 +343,193 @@ def test_required_changes_what_a_failure_means_not_the_call_order(tmp_path):
                            "glidein_libraries_detect")
               for req in ((), ("a_first",), ("b_second",), ("b_second", "a_first"))]
     assert orders == [["b_second", "a_first", "gpus"]] * 4  # the built-in: trylast
+
+
+# -- drop-ins that someone else could change (SECURITY.md, threat 3) -----------------------------
+
+NOBODY = 65534
+ATTRIBUTE_PLUGIN = ("from glidein_plugins import Attribute\n\n"
+                    "def glidein_attributes_contribute():\n"
+                    "    return [{}]\n")
+
+
+def drop_in(directory: Path, name: str = "site_vo", attribute: str = "Attribute.string("
+            "'SITE_VO_READY', 'yes')") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
+    path.write_text(ATTRIBUTE_PLUGIN.format(attribute))
+    return path
+
+
+def as_nobody(path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(path, NOBODY, NOBODY)
+
+
+def linked_file(directory: Path) -> None:
+    """``site_vo.py`` a symlink to a private file in a world-writable directory."""
+    (directory / "site_vo.py").unlink()
+    target = drop_in(directory.parent / "shared")
+    (directory / "site_vo.py").symlink_to(target)
+    target.parent.chmod(0o777)
+
+
+def linked_directory(directory: Path) -> None:
+    """The configured directory a symlink to a world-writable one."""
+    real = directory.parent / "real"
+    directory.rename(real)
+    directory.symlink_to(real)
+    real.chmod(0o777)
+
+
+# each case makes <tmp>/outer/plugins/site_vo.py unsafe, and says what the problem names
+UNSAFE: dict[str, tuple[Callable[[Path], object], str]] = {
+    "world-writable directory": (lambda d: d.chmod(0o777),
+                                 "plugins is writable by its group and others (mode 0777)"),
+    "group-writable directory": (lambda d: d.chmod(0o775),
+                                 "plugins is writable by its group (mode 0775)"),
+    "sticky world-writable directory": (lambda d: d.chmod(0o1777), "(mode 1777)"),
+    "world-writable file": (lambda d: (d / "site_vo.py").chmod(0o646),
+                            "site_vo.py is writable by others (mode 0646)"),
+    "file of another user": (lambda d: as_nobody(d / "site_vo.py"),
+                             f"site_vo.py is owned by uid {NOBODY}, neither root nor this user"),
+    "directory of another user": (as_nobody, f"plugins is owned by uid {NOBODY}"),
+    "world-writable parent": (lambda d: d.parent.chmod(0o777),
+                              "outer is writable by its group and others (mode 0777) without "
+                              "the sticky bit: they could replace"),
+    "file linked from a world-writable directory": (
+        linked_file, "shared is writable by its group and others (mode 0777)"),
+    "link to a world-writable directory": (
+        linked_directory, "real is writable by its group and others (mode 0777)"),
+}
+
+
+def make_unsafe(tmp_path: Path, case: str) -> tuple[Path, str]:
+    directory = tmp_path / "outer" / "plugins"
+    drop_in(directory)
+    make, message = UNSAFE[case]
+    make(directory)
+    return directory, message
+
+
+@pytest.mark.parametrize("case", UNSAFE)
+@pytest.mark.parametrize("required", [False, True], ids=["enabled", "required"])
+def test_a_drop_in_someone_else_could_change_is_not_loaded(tmp_path, case, required):
+    sys.modules.pop("glidein_plugins_site_site_vo", None)  # another test may have loaded one
+    directory, message = make_unsafe(tmp_path, case)
+    plugins = manager.build(entry(disable=OTHER_BUILTINS, directories=(str(directory),),
+                                  required=("site_vo",) if required else ()), {})
+    found = problem(plugins, "site_vo")
+    assert (found.distribution, found.fatal) == ("site", required)
+    assert found.message.startswith(f"{directory / 'site_vo.py'} not loaded: "), found.message
+    assert message in found.message
+    assert "site_vo" not in plugins.info
+    assert "glidein_plugins_site_site_vo" not in sys.modules  # never imported
+    report = setup(plugins)
+    if required:
+        assert report.failure is not None and report.failure.type is FailureType.CONFIG
+        assert message in report.failure.message
+    else:
+        assert report.failure is None
+        assert "SITE_VO_READY" not in {a.name for a in report.attributes}
+
+
+@pytest.mark.parametrize("link", [False, True], ids=["directory", "symlinked directory"])
+def test_a_private_drop_in_loads_under_a_sticky_parent(tmp_path, link):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: others may add files, never replace ours
+    directory = shared / "plugins"
+    drop_in(directory)
+    if link:
+        (tmp_path / "link").symlink_to(directory)
+        directory = tmp_path / "link"
+    plugins = manager.build(entry(disable=OTHER_BUILTINS, directories=(str(directory),)), {})
+    assert plugins.problems == []
+    assert {a.name for a in setup(plugins).attributes} >= {"SITE_VO_READY"}
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``mount(source)``: ``source`` bound read-only at a new path (needs root and a kernel
+    that lets this test mount: else a skip), unmounted at the end."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a read-only mount needs root and mount")
+    mounted: list[Path] = []
+
+    def mount(source: Path) -> Path:
+        target = tmp_path / f"ro{len(mounted)}"
+        target.mkdir()
+        for argv in (["mount", "--bind", str(source), str(target)],
+                     ["mount", "-o", "remount,ro,bind", str(target)]):
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            if proc.returncode != 0:
+                pytest.skip(f"cannot make a read-only mount here: {proc.stderr.strip()}")
+            if "--bind" in argv:
+                mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
+
+
+def test_a_read_only_mount_is_trusted_whoever_owns_it(tmp_path, read_only_mount):
+    """CVMFS shows its files as its own user's: on a read-only mount nobody can change them."""
+    source = tmp_path / "cvmfs_like"
+    drop_in(source)
+    for path in (source, source / "site_vo.py"):
+        path.chmod(0o777)
+        os.chown(path, NOBODY, NOBODY)
+    assert "owned by uid" in manager.unsafe(source / "site_vo.py")
+    directory = read_only_mount(source)
+    plugins = manager.build(entry(disable=OTHER_BUILTINS, directories=(str(directory),)), {})
+    assert plugins.problems == []
+    assert "SITE_VO_READY" in {a.name for a in setup(plugins).attributes}
+
+
+# -- attributes a plugin may not publish (SECURITY.md, threat 4) ---------------------------------
+
+@pytest.mark.parametrize("name, rule", [
+    ("START", "an HTCondor startd policy expression"),
+    ("USER_JOB_WRAPPER", "an HTCondor setting of how jobs run"),
+    ("SEC_DEFAULT_AUTHENTICATION", "an HTCondor security setting"),
+    ("Allow_Write", "an HTCondor security setting"),  # HTCondor ignores case
+    ("CONDOR_VARS_FILE", "a glidein_config key GlideinWMS relies on"),
+    ("CONDOR_DIR", "an HTCondor path, host or configuration file"),
+])
+@pytest.mark.parametrize("required", [False, True], ids=["enabled", "required"])
+def test_a_plugin_publishing_a_reserved_name_is_refused_naming_it(tmp_path, name, rule,
+                                                                  required):
+    drop_in(tmp_path, "knobs", f"Attribute.string('SITE_VO_READY', 'yes'), "
+                               f"Attribute.expr({name!r}, 'True')")
+    plugins = manager.build(entry(disable=OTHER_BUILTINS, directories=(str(tmp_path),),
+                                  required=("knobs",) if required else ()), {})
+    report = setup(plugins)
+    errors = [event.message for event in report.trace if event.level == "error"]
+    expected = (f"plugin knobs (site) in glidein_attributes_contribute: attribute {name} is "
+                f"reserved: {rule} (")
+    assert any(message.startswith(expected) for message in errors), errors
+    if required:
+        assert report.failure is not None and report.failure.type is FailureType.CONFIG
+        assert report.failure.message.startswith(expected)
+    else:  # the plugin's whole contribution is dropped, as for any wrong result
+        assert report.failure is None
+        assert not {"SITE_VO_READY", name} & {a.name for a in report.attributes}
+
+
+def test_a_reserved_name_never_reaches_glidein_config_or_condor_vars(tmp_path):
+    plugins = tmp_path / "plugins"
+    drop_in(plugins, "knobs", "Attribute.expr('START', 'False'), "
+                              "Attribute.string('ADD_CONFIG_LINE_SOURCE', '/tmp/evil.sh')")
+    config = tmp_path / "entry.yaml"
+    config.write_text(f"version: 1\ndefaults:\n  plugins: {{directories: [{plugins}]}}\n")
+    source = str(tmp_path / "work" / "add_config_line.source")
+    work = make_work_dir(tmp_path / "work", {"ADD_CONFIG_LINE_SOURCE": source})
+    proc = run_cli(["setup", "glidein_config", "entry", "--config", str(config)], work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "attribute START is reserved" in proc.stdout + proc.stderr
+    assert glidein_config.read(work / "glidein_config").get("ADD_CONFIG_LINE_SOURCE") == source
+    rows = (work / "condor_vars.lst").read_text().split()
+    assert "START" not in rows and "ADD_CONFIG_LINE_SOURCE" not in rows

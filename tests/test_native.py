@@ -343,11 +343,16 @@ def test_values_that_could_inject_config_make_native_mode_impossible(facts: Fact
         native.build(facts, {"cvmfs"}, "/cvmfs")
 
 
-@pytest.mark.parametrize(("restrictions", "allowed"), [
-    ({"cvmfs"}, False), ({"cvmfs", "remote"}, True), ({"remote"}, True)])
+@pytest.mark.parametrize(("restrictions", "image", "allowed"), [
+    ({"cvmfs"}, "docker://hub.example.org/vo/img:1", False),
+    ({"cvmfs", "remote"}, "docker://hub.example.org/vo/img:1", True),
+    ({"remote"}, "oras://ghcr.io/vo/img:1", True),
+    ({"remote"}, "docker-archive:///home/pilot/secret.tar", False),  # a local file in disguise
+    ({"remote"}, "oci://srv/layout", False),
+])
 def test_remote_images_are_allowed_only_with_the_remote_restriction(
-        classad2, restrictions: set[str], allowed: bool) -> None:
-    job = {"SingularityImage": "docker://hub.example.org/vo/img:1"}
+        classad2, restrictions: set[str], image: str, allowed: bool) -> None:
+    job = {"SingularityImage": image}
     expression = native.build(facts_with(), restrictions, "/cvmfs").knobs[
         "SINGULARITY_IMAGE_EXPR"]
     found = evaluate(classad2, expression, job)

@@ -320,7 +320,7 @@ def attribute(name: str, value: str, override: bool = False) -> str:
     ([("VO_SITE", "A", False), ("VO_SITE", "B", True)], "B"),
     ([("VO_SITE", "A", True), ("VO_SITE", "B", False)], "A"),
     ([("VO_SITE", "A", False), ("VO_SITE", "B", False), ("VO_SITE", "C", True)], "C"),
-    ([("VO_SITE", "A", False), ("vo_site", "A", False)], "A"),
+    ([("VO_SITE", "A", False), ("Vo_Site", "A", False)], "A"),
 ])
 def test_attribute_offers_that_agree_or_override(tmp_path, offers, winner):
     run = Run(tmp_path, {f"p{i}": attribute(*offer) for i, offer in enumerate(offers)})
@@ -337,7 +337,7 @@ def test_attribute_offers_that_agree_or_override(tmp_path, offers, winner):
 @pytest.mark.parametrize("offers", [
     [("VO_SITE", "A", False), ("VO_SITE", "B", False)],
     [("VO_SITE", "A", True), ("VO_SITE", "B", True)],
-    [("VO_SITE", "A", False), ("vo_site", "B", False)],  # ClassAd names ignore case
+    [("VO_SITE", "A", False), ("Vo_Site", "B", False)],  # ClassAd names ignore case
 ])
 def test_conflicting_attributes_fail_naming_both_plugins(tmp_path, offers):
     run = Run(tmp_path, {f"p{i}": attribute(*offer) for i, offer in enumerate(offers)})
