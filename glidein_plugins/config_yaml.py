@@ -37,6 +37,16 @@ def _short_text(node: yaml.Node) -> str:
     return repr(node.value) if isinstance(node, yaml.ScalarNode) else "a collection"
 
 
+def _positive(value: Any) -> bool:
+    """A finite positive number (not a bool, not an integer beyond any float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
+
+
 class Parser:
     """Walks one YAML file's node tree, keeping line numbers for every error.
 
@@ -53,6 +63,8 @@ class Parser:
         return f"{self.path}:{node.start_mark.line + 1}"
 
     def error(self, node: yaml.Node, keypath: str, message: str) -> None:
+        if not keypath.isprintable():  # a key with a newline: one line per problem still
+            keypath = keypath.encode("unicode_escape").decode("ascii")
         where = self.where(node) + (f": {keypath}" if keypath else "")
         self.errors.append(ConfigError(where, message))
 
@@ -75,13 +87,18 @@ class Parser:
 
     def compose(self, text: str) -> Any:
         """The file's root node, None when empty, ``_INVALID`` after reporting why not."""
-        self.loader = yaml.SafeLoader(text)
         try:
+            self.loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
             return self.loader.get_single_node()
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
-            problem = getattr(exc, "problem", None) or str(exc)
+            position = getattr(exc, "position", None)  # a ReaderError has no mark
+            line = (mark.line + 1 if mark else
+                    text.count("\n", 0, position) + 1 if isinstance(position, int) else None)
+            where = f"{self.path}:{line}" if line else str(self.path)
+            problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+            if isinstance(exc, yaml.reader.ReaderError):
+                problem = f"character {exc.character!r} not allowed: {problem}"
             context = getattr(exc, "context", None)
             context_mark = getattr(exc, "context_mark", None)
             if context and context_mark:
@@ -89,7 +106,8 @@ class Parser:
             self.errors.append(ConfigError(where, f"YAML syntax error: {problem}"))
             return _INVALID
         finally:
-            self.loader.dispose()
+            if self.loader is not None:
+                self.loader.dispose()
 
     def construct(self, item: _Item, keypath: str) -> Any:
         """The Python value of ``item``'s node (``_INVALID`` after reporting an unknown tag)."""
@@ -155,8 +173,7 @@ class Parser:
             value = self.scalar(items["budget_seconds"], sub)
             if value is _INVALID:
                 pass
-            elif (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not math.isfinite(value) or value <= 0):
+            elif not _positive(value):
                 self.error(items["budget_seconds"][0], sub,
                            f"expected a positive number of seconds, got {value!r}")
             else:
