@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,8 +107,7 @@ def scenarios(node: dict[str, Any], top: Path) -> dict[str, Case]:
     """name -> (argv, environment, cwd)."""
     found: dict[str, Case] = {}
     base_env = {**node["glidein_env"],
-                **{f"JOB_VARIABLE_{i}": f"value {i}" for i in range(50)},
-                "GLIDEIN_PLUGINS_PYTHON": c.PYTHON}
+                **{f"JOB_VARIABLE_{i}": f"value {i}" for i in range(50)}}
     job = ["/bin/echo", "--events", "1000", "two words"]
     image = str(node["image"])
     cases = {
@@ -119,6 +119,14 @@ def scenarios(node: dict[str, Any], top: Path) -> dict[str, Case]:
         "HTCondor line": ({}, True, [str(node["runtime"]), "-s", "exec", "-S", "/tmp",
                                      "--pwd", "/srv", "-C", "--no-home", image, *job]),
     }
+    # as GlideinWMS deploys it: condor_job_wrapper.sh in the glidein's work dir, where the
+    # wrapper finds the setup state beside itself (a glidein whose setup wanted no container
+    # has none there)
+    wrappers = {True: Path(node["work"]) / "condor_job_wrapper.sh",
+                False: top / "no_state" / "condor_job_wrapper.sh"}
+    for wrapper in wrappers.values():
+        wrapper.parent.mkdir(exist_ok=True)
+        shutil.copy(WRAPPER, wrapper)
     for number, (name, (extra, with_state, argv)) in enumerate(cases.items()):
         sandbox = top / "execute" / f"dir_{number}"
         sandbox.mkdir(parents=True)
@@ -126,20 +134,18 @@ def scenarios(node: dict[str, Any], top: Path) -> dict[str, Case]:
         env = {**base_env, "_CONDOR_JOB_AD": str(job_ad), "_CONDOR_MACHINE_AD": str(machine_ad),
                "_CONDOR_SCRATCH_DIR": str(sandbox), "TMPDIR": str(sandbox),
                "_CONDOR_WRAPPER_ERROR_FILE": str(sandbox / ".job_wrapper_failure")}
-        if with_state:
-            env["GLIDEIN_PLUGINS_STATE"] = str(node["state"])
-        found[name] = ([str(WRAPPER), *argv], env, sandbox)
+        found[name] = ([str(wrappers[with_state]), *argv], env, sandbox)
     return found
 
 
-def python_imports(scenario: Case) -> dict[str, Any]:
+def python_imports(scenario: Case, state: str) -> dict[str, Any]:
     """What the Python part imports in one run (``-X importtime``: CPython only)."""
     argv, env, cwd = scenario
     assert env is not None
     code = ("import sys; sys.path.insert(0, sys.argv[3]); "
             "from glidein_plugins.wrap import hook; sys.exit(hook(sys.argv[1:]))")
     proc = subprocess.run([c.PYTHON, "-X", "importtime", "-I", "-S", "-c", c.marked_code(code),
-                           env["GLIDEIN_PLUGINS_STATE"], str(WRAPPER), str(c.ROOT), *argv[1:]],
+                           str(state), str(WRAPPER), str(c.ROOT), *argv[1:]],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
                           check=False)
     times = c.imports_after_mark(proc.stderr)
@@ -179,7 +185,7 @@ def collect(runs: int, quick: bool) -> dict[str, Any]:
     spawned = {name: c.processes(*cases[name]) for name in cases if name not in BASELINES}
     ratio = results["default image"]["ratio_python_S"]
     return {"runs": len(samples["/bin/sh -c :"]), "results": results, "processes": spawned,
-            "python_part_imports": python_imports(cases["default image"]),
+            "python_part_imports": python_imports(cases["default image"], str(node["state"])),
             "targets": [c.target("wrapper (default image) / python3 -S -c pass", ratio,
                                  TARGET_RATIO, "x")]}
 

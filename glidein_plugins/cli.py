@@ -251,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     wrap = sub.add_parser(
         "wrap", help="the job wrapper: start a job in its container: wrap -- JOB [ARGS...]")
     wrap.add_argument("--state", metavar="FILE",
-                      help="the setup state (default: $GLIDEIN_PLUGINS_STATE, else the "
-                           "machine ad's GLIDEIN_PLUGINS_STATE)")
+                      help="the setup state (default: the machine ad's "
+                           "GLIDEIN_PLUGINS_STATE; never the job's environment)")
     wrap.add_argument("--wrapper", metavar="FILE",
                       help="a wrapper script to run again inside the container, before the job")
     wrap.add_argument("--shell", action="store_true",

@@ -18,8 +18,9 @@ Rules (GlideinWMS's ``singularity_lib.sh``, with its known gaps fixed):
   default image.
 - **Options.** ``exec --home SANDBOX:/srv --pwd /srv --ipc --contain --pid [--nv|--rocm]
   [--cleanenv] [extra_options] --bind BINDS IMAGE COMMAND...``. ``--ipc``/``--contain`` only
-  when the probe found them usable and the glidein is not nested (already in a container:
-  "Multiple devpts instances unsupported"); ``--pid`` only with them, when the probe found PID
+  when the probe found them usable and setup found the glidein not nested (already in a
+  container: "Multiple devpts instances unsupported"; never decided from the job's environment,
+  where ``APPTAINER_CONTAINER`` can be forged); ``--pid`` only with them, when the probe found PID
   namespaces usable, the ``pid_namespaces`` setting is on and neither the environment nor the
   job ad sets ``SINGULARITY_DISABLE_PID_NAMESPACES``. Nested, ``-C``/``--containall`` and the
   like are dropped from ``extra_options`` too. ``--nv`` for NVIDIA and ``--rocm`` for AMD
@@ -32,11 +33,16 @@ Rules (GlideinWMS's ``singularity_lib.sh``, with its known gaps fixed):
   ``GWMS_SINGULARITY_REEXEC=1`` and the GPU assignment variables always go in as both
   ``APPTAINERENV_X`` and ``SINGULARITYENV_X`` (the reference loses them under ``--cleanenv``),
   and so do the GlideinWMS (and, when asked, OSG and HTCondor) variables under ``--cleanenv``.
-  ``APPTAINERENV_*``/``SINGULARITYENV_*`` present at job start (set by the job) are dropped,
-  with a warning. ``X509_*`` and ``_CONDOR_*`` values naming a path in the sandbox go in
-  rewritten to ``/srv``. The runtime's caches and temporary files go under the glidein's local
-  tmp dir (``APPTAINER_CACHEDIR``, ``APPTAINER_TMPDIR`` and the ``SINGULARITY_`` ones), never
-  ``$HOME``.
+  Every ``APPTAINER*``/``SINGULARITY*`` variable present at job start (set by the job: the
+  runtime reads ``APPTAINER_BIND``, ``APPTAINER_BINDPATH``, overlays, mounts, ``--containall``
+  and every other option from the environment, and ``APPTAINERENV_X`` sets ``X`` inside) is
+  dropped (a warning names those with a value), except ``SINGULARITY_DISABLE_PID_NAMESPACES``
+  (GlideinWMS's, no runtime option) and those the invocation sets itself. The runtime itself
+  always runs with ``PATH=/usr/local/bin:/usr/bin:/bin``: it looks up its helpers
+  (``squashfuse``, ``fakeroot``, ...) there, never in a ``PATH`` the job chose. ``X509_*`` and
+  ``_CONDOR_*`` values naming a path in the sandbox go in rewritten to ``/srv``. The runtime's
+  caches and temporary files go under the glidein's local tmp dir (``APPTAINER_CACHEDIR``,
+  ``APPTAINER_TMPDIR`` and the ``SINGULARITY_`` ones), never ``$HOME``.
 - **Arguments** stay an argv from end to end: each is passed as one argument, never split,
   joined or seen by a shell; a sandbox path in one (the executable itself, ``--out=SANDBOX/x``)
   is rewritten to ``/srv``.
@@ -74,6 +80,10 @@ INSIDE = "/srv"  # where the job's sandbox appears in the container
 REEXEC = "GWMS_SINGULARITY_REEXEC"  # the re-entry marker the wrapper's second pass looks for
 INSIDE_STEPS = "GLIDEIN_PLUGINS_INSIDE"  # scripts the wrapper's second pass sources (VO steps)
 ENV_PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
+# what the runtime reads from its environment: options (APPTAINER_BIND, ...) and, with
+# ENV_PREFIXES, the container's variables; none is taken from the job
+RUNTIMES = ("APPTAINER", "SINGULARITY")
+RUNTIME_PREFIXES = (*(f"{runtime}_" for runtime in RUNTIMES), *ENV_PREFIXES)
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"  # PATH once cleared
 PATH_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "LD_PRELOAD")
 RUNTIME_DIRS = (("CACHEDIR", "cache"), ("TMPDIR", "tmp"))  # under TMP_DIR/apptainer
@@ -311,13 +321,12 @@ class _Builder:
         return options
 
     def nested(self) -> str:
-        """Why the glidein is already inside a container ('' when it is not)."""
+        """Why the glidein is already inside a container ('' when it is not): what setup's
+        probe found, never the job's ``APPTAINER_CONTAINER`` (HTCondor gives a job none of the
+        glidein's own environment, so it could only be the job's, asking for no --contain)."""
         runtime = self.state.runtime
         if runtime is not None and runtime.feature("nested"):
             return runtime.reasons.get("nested", "") or "found nested at setup"
-        for key in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
-            if self.environ.get(key):
-                return f"{key} is set ({self.environ[key]})"
         return ""
 
     def pid_namespaces(self) -> bool:
@@ -376,9 +385,11 @@ class _Builder:
     def environment(self) -> dict[str, str]:
         """The runtime's whole environment."""
         environ, state, options = self.environ, self.state, self.env_options
-        env = {name: value for name, value in environ.items()
-               if not name.startswith(ENV_PREFIXES)}
-        dropped = sorted(name for name in environ if name.startswith(ENV_PREFIXES))
+        env = {name: value for name, value in environ.items() if not runtime_variable(name)}
+        replaced = {f"{runtime}_{variable}" for runtime in RUNTIMES
+                    for variable, _ in RUNTIME_DIRS}
+        dropped = sorted(name for name, value in environ.items()
+                         if runtime_variable(name) and name not in replaced and value)
         if dropped:
             self.warnings.append(f"not passed into the container (set by the job?): "
                                  f"{', '.join(dropped)}")
@@ -388,7 +399,7 @@ class _Builder:
                 if name in env:
                     cleared.append(name)
                     del env[name]
-            env["PATH"] = CLEAN_PATH
+        env["PATH"] = CLEAN_PATH  # the runtime's own: never the job's (helpers are looked up)
         for name in names_in(state.container_env_clearlist):
             if env.pop(name, None) is not None:
                 cleared.append(name)
@@ -415,10 +426,17 @@ class _Builder:
             for prefix in ENV_PREFIXES:
                 env[prefix + name] = value
         tmp = state.tmp_dir or os.path.join(state.work_dir or self.sandbox, "tmp")
-        for prefix in ("APPTAINER", "SINGULARITY"):
+        for runtime in RUNTIMES:
             for variable, sub in RUNTIME_DIRS:
-                env[f"{prefix}_{variable}"] = os.path.join(tmp, "apptainer", sub)
+                env[f"{runtime}_{variable}"] = os.path.join(tmp, "apptainer", sub)
         return env
+
+
+def runtime_variable(name: str) -> bool:
+    """Whether the runtime reads ``name``: every ``APPTAINER_*``, ``SINGULARITY_*``,
+    ``APPTAINERENV_*`` and ``SINGULARITYENV_*`` variable, except
+    ``SINGULARITY_DISABLE_PID_NAMESPACES`` (GlideinWMS's, for the wrapper)."""
+    return name.startswith(RUNTIME_PREFIXES) and name != DISABLE_PID
 
 
 def as_ad(ad: Mapping[str, str]) -> Ad:

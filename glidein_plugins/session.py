@@ -122,9 +122,8 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
                    if impl.plugin_name != launch_plugin.PLUGIN])
     path = setup_state.path_in(start_dir)
     try:
-        # the job wrapper finds the state, the package and this Python through these (they
-        # reach every job's environment: condor_vars JobEnv '+'), also when GlideinWMS
-        # concatenates the wrapper into condor_job_wrapper.sh
+        # published for the standalone wrapper (the state's path, from the machine ad) and for
+        # operators; the wrapper never takes them from the job's environment (SECURITY.md)
         attributes = tuple(Attribute(name, value, plugin=launch_plugin.PLUGIN) for name, value in (
             (setup_state.ATTRIBUTE, path),
             ("GLIDEIN_PLUGINS_DIR", str(Path(__file__).resolve().parent.parent)),

@@ -1,9 +1,13 @@
 """What setup decided, kept for job start: ``<work dir>/.glidein_plugins/setup_state.json``.
 
 Setup (``session.run_setup``) writes the file atomically at the end of a successful setup whose
-mode is PREFERRED or REQUIRED, and publishes its absolute path as ``GLIDEIN_PLUGINS_STATE``
-(condor_vars exports it into every job's environment; the job wrapper also finds it in the
-machine ad). The job wrapper reads it for every job, so this module is on the per-job path:
+mode is PREFERRED or REQUIRED, and publishes its absolute path as ``GLIDEIN_PLUGINS_STATE`` (a
+machine attribute). Beside it, ``save`` writes ``interpreter``: two lines, the Python setup ran
+with and the directory holding this package, which the job wrapper (a shell) reads without
+starting anything. The job wrapper finds the state beside itself when GlideinWMS concatenated
+it into ``condor_job_wrapper.sh`` in the glidein's work dir, else in the machine ad: never in
+the job's environment, which the job controls. It reads it for every job, so this module is on
+the per-job path:
 it imports nothing but ``os``/``sys``, and reads the JSON with the C scanner of the standard
 ``json`` package (``_json``) without importing ``json`` itself (which brings ``re`` in); the
 records are plain read-only classes, not dataclasses (whose import costs more than starting the
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 VERSION = 1
 ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine attribute and job environment variable
 RELATIVE_PATH = os.path.join(".glidein_plugins", "setup_state.json")  # under the work dir
+INTERPRETER = "interpreter"  # beside the state: the Python and package dir for the wrapper
 MODES_WITH_CONTAINERS = ("PREFERRED", "REQUIRED")
 
 
@@ -336,11 +341,14 @@ def path_in(work_dir: str | Path) -> str:
 
 
 def save(path: str | Path, state: SetupState) -> None:
-    """Write ``state`` to ``path`` atomically (its directory made if needed).
+    """Write ``state`` to ``path`` atomically (its directory made if needed), and beside it
+    ``INTERPRETER``: this Python and the directory this package was imported from, one per
+    line, for the job wrapper (absolute paths; a line is left empty when it cannot be one).
 
     Raises ConfigError (an InputError) naming the path when it cannot be written.
     """
     import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from glidein_plugins import atomic  # noqa: PLC0415
@@ -352,8 +360,12 @@ def save(path: str | Path, state: SetupState) -> None:
     except OSError as exc:
         raise ConfigError(str(target.parent), f"cannot make the directory: "
                                               f"{exc.strerror or exc}") from None
-    text = json.dumps(state.to_json(), indent=1, sort_keys=True, allow_nan=False)
+    text = json.dumps(state.to_json(), sort_keys=True, allow_nan=False)
     atomic.write_text(target, text + "\n")
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lines = [line if os.path.isabs(line) and "\n" not in line else ""
+             for line in (sys.executable or "", package_dir)]
+    atomic.write_text(target.parent / INTERPRETER, "".join(f"{line}\n" for line in lines))
 
 
 def load(path: str | Path) -> SetupState:
@@ -374,13 +386,10 @@ def load(path: str | Path) -> SetupState:
     return SetupState.from_json(parse_json(text, where), where)
 
 
-def locate(environ: Mapping[str, str], machine_ad: Mapping[str, str] | None = None) -> str:
-    """Where the state file is: ``$GLIDEIN_PLUGINS_STATE``, else the machine ad's
-    ``GLIDEIN_PLUGINS_STATE`` (a string literal; ``job_ad.Ad`` or any mapping of attribute to
-    expression text); '' when neither says."""
-    found = environ.get(ATTRIBUTE, "")
-    if found:
-        return found
+def locate(machine_ad: Mapping[str, str] | None) -> str:
+    """Where the state file is: the machine ad's ``GLIDEIN_PLUGINS_STATE`` (a string literal;
+    ``job_ad.Ad`` or any mapping of attribute to expression text); '' when it does not say.
+    Never the environment: at job start it is the job's."""
     if machine_ad is None:
         return ""
     string = getattr(machine_ad, "string", None)

@@ -4,27 +4,42 @@
 ``condor_job_wrapper.sh``) runs ``python3 -I -S -c BOOT STATE WRAPPER PKG_DIR JOB ARGS...`` and
 ``eval``s what ``hook`` prints (the runtime is then ``exec``ed by the wrapper's own process, the
 one HTCondor signals); ``glidein-plugins wrap -- JOB ARGS...`` decides the same way and
-``execve``s the result itself. For one job:
+``execve``s the result itself.
 
-1. the setup state (``GLIDEIN_PLUGINS_STATE``, else that attribute of the machine ad; none
-   means setup wanted no container: the job runs as it is), the job and machine ads
-   (``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
+The job's environment is the job's: HTCondor merges the job's ``environment`` over what the
+glidein exports, and only ``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD`` and
+``_CONDOR_WRAPPER_ERROR_FILE`` are set by the starter after it. So nothing here is decided by
+it: the state, the interpreter and the package come from the wrapper's own location or the
+machine ad (the shell part), the launch mode and whether the glidein is nested from the machine
+ad and the state, which job-start plugins run from the state, their configuration from the
+package dir; ``condor_chirp`` is looked for in the glidein's HTCondor and the system's, never on
+the job's ``PATH`` (the shell runs this part with a fixed ``PATH`` and hands it the job's in
+``GLIDEIN_PLUGINS_JOB_PATH``, for the job alone). For one job:
+
+1. the setup state (the ``STATE`` argument, else the machine ad's ``GLIDEIN_PLUGINS_STATE``, an
+   absolute path; none means setup wanted no container: the job runs as it is), the job and
+   machine ads (``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
 2. HTCondor starting the container itself (HTCondor >= 8.8.2 hands a USER_JOB_WRAPPER the whole
-   ``apptainer|singularity [global options] exec ... IMAGE JOB...`` line): never wrapped again,
-   only corrected for what the probe found (``-C``/``--containall`` become what this node can
-   do of them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID namespaces fail);
-   in native mode (``GLIDEIN_CONTAINER_LAUNCH=native``) a job HTCondor started no container
-   for runs as it is;
+   ``RUNTIME [global options] exec ... IMAGE JOB...`` line, ``RUNTIME`` being the runtime setup
+   proved, or a root-owned ``apptainer``/``singularity`` no job can have put there): never
+   wrapped again, only corrected for what the probe found (``-C``/``--containall`` become what
+   this node can do of them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID
+   namespaces fail); in native mode (the machine ad's ``GLIDEIN_CONTAINER_LAUNCH=native``) a
+   job HTCondor started no container for runs as it is;
 3. the invocation: ``launch.build``, or, only when the state lists plugins implementing
-   ``glidein_job_launch`` (``job_hooks``), the entry's plugins through the ``Runner`` (VO
-   plugins are asked before the built-in ``launch``, and may refuse the job by raising; pluggy
-   and YAML are imported then, never otherwise);
+   ``glidein_job_launch`` (``job_hooks``), those plugins and the built-in ``launch``, no
+   other, configured by the package's ``factory_configs``, through the ``Runner`` (VO plugins
+   are asked before the built-in ``launch``, and may refuse the job by raising; pluggy and YAML
+   are imported then, never otherwise);
 4. the initial check, outside: the image and the job's ``CVMFSReposList`` repositories
    readable, in a forked child killed after the ``check_timeout`` launch setting (a stale CVMFS
    mount hangs ``stat`` in the kernel);
 5. a copy of the whole wrapper in the sandbox, ``.glidein_plugins/<its name>``, run again
    inside as ``/bin/sh .glidein_plugins/<name> JOB ARGS...`` (relative to ``--pwd /srv``)
-   with ``GWMS_SINGULARITY_REEXEC=1``: the shell does the final setup there (``HOME=/srv``,
+   with ``GWMS_SINGULARITY_REEXEC=1`` (that relative ``$0``, which HTCondor never gives, is
+   what the shell takes for the second pass: the marker alone, on the host, is a first pass;
+   the copy is never written through a link the job left in its sandbox): the shell does the
+   final setup there (``HOME=/srv``,
    ``TMP``/``TMPDIR``/``TEMP`` unset, then the scripts named in ``GLIDEIN_PLUGINS_INSIDE``,
    which a VO plugin may put in the invocation's environment), so the fragments before and
    after this one run inside as they do without containers.
@@ -58,6 +73,9 @@ if TYPE_CHECKING:
 
 LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers
 DELAY_VAR = "GLIDEIN_PLUGINS_FAILURE_DELAY"  # the delay when there is no state to say it
+JOB_PATH_VAR = "GLIDEIN_PLUGINS_JOB_PATH"  # from the shell: '=' and the job's PATH, '' unset
+SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
+                "/bin/condor_chirp")
 ERROR_FILE_VAR = "_CONDOR_WRAPPER_ERROR_FILE"
 TRACE_VAR = "GLIDEIN_PLUGINS_TRACE"  # print the decisions too, not only the warnings
 COPY_DIR = ".glidein_plugins"  # in the job sandbox: the wrapper's copy for the second pass
@@ -152,21 +170,19 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
          wrapper: str = "", package_dir: str = "") -> Plan:
     """How to start ``job_argv`` (the wrapper's arguments), ``environ`` being its environment.
 
-    ``state_path``: the setup state ('' to look for it); ``wrapper``: the wrapper script run
-    again inside the container ('' for ``INNER_SCRIPT``); ``package_dir``: where the factory
+    ``state_path``: the setup state ('' for the machine ad's); ``wrapper``: the wrapper script
+    run again inside the container ('' for ``INNER_SCRIPT``); ``package_dir``: where the factory
     configs are (for plugins). Raises WrapFailure when the job must not start.
     """
-    from glidein_plugins import setup_state  # noqa: PLC0415 - see the module doc
-
     machine_ad = _ad(environ, "_CONDOR_MACHINE_AD")
-    state_path = state_path or setup_state.locate(environ, machine_ad)
+    state_path = state_path or _located(machine_ad)
     if not state_path:
         return Plan(job_argv)  # setup asked for no container (NEVER, DISABLE, ...)
     state = _load(state_path)
     exec_at = _runtime_exec(job_argv, state)
     if exec_at:
-        return _correct_native(job_argv, exec_at, state, environ)
-    if _launch_mode(environ, machine_ad) == "native":
+        return _correct_native(job_argv, exec_at, state)
+    if _launch_mode(machine_ad) == "native":
         return Plan(job_argv, notes=["HTCondor starts the containers on this glidein (native "
                                      "mode) and started none for this job: it runs as it is"])
     if not state.wants_container:
@@ -195,6 +211,18 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
     return Plan(built.argv, True, built.env, built.warnings, built.notes)
 
 
+def _located(machine_ad: Ad) -> str:
+    """The machine ad's state path: absolute (a relative one would be in the job's sandbox, the
+    cwd), or '' when the ad names none."""
+    from glidein_plugins import setup_state  # noqa: PLC0415 - see the module doc
+
+    path = setup_state.locate(machine_ad)
+    if path and not os.path.isabs(path):
+        raise WrapFailure(f"the machine ad's {setup_state.ATTRIBUTE} {path!r} is not an "
+                          "absolute path")
+    return path
+
+
 def _load(path: str) -> SetupState:
     from glidein_plugins import setup_state  # noqa: PLC0415
 
@@ -217,8 +245,10 @@ def _ad(environ: Mapping[str, str], variable: str) -> Ad:
         raise WrapFailure(f"{variable}: {exc}") from None
 
 
-def _launch_mode(environ: Mapping[str, str], machine_ad: Ad) -> str:
-    return (environ.get(LAUNCH_VAR) or machine_ad.string(LAUNCH_VAR) or "").strip().lower()
+def _launch_mode(machine_ad: Ad) -> str:
+    """``native`` when setup made HTCondor start the containers: the machine ad says it, never
+    the job's environment (a job setting it would run on the host)."""
+    return (machine_ad.string(LAUNCH_VAR) or "").strip().lower()
 
 
 def _without_container(reason: str, fallback: bool, job_argv: Sequence[str],
@@ -233,14 +263,18 @@ def _without_container(reason: str, fallback: bool, job_argv: Sequence[str],
 
 def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str, str],
                         package_dir: str) -> Invocation | Refusal:
-    """The invocation from the entry's plugins, VO plugins asked before the built-in
-    ``launch`` (``Runner.call_first``, as ``Runner.invocation`` does, keeping which plugin
-    answered: the built-in gives the runtime's whole environment, a VO plugin extra variables
-    over the job's). A plugin that raises stops the job, PREFERRED or not."""
+    """The invocation from the job-start plugins setup found (``state.job_hooks``) and the
+    built-in ``launch``, no other: VO plugins are asked first (``Runner.call_first``, as
+    ``Runner.invocation`` does, keeping which plugin answered: the built-in gives the runtime's
+    whole environment, a VO plugin extra variables over the job's). The entry's configuration
+    is the package's ``factory_configs`` (as the setup hook loads it); nothing comes from the
+    job's environment (``GLIDEIN_PLUGINS_DISABLE``, ``GLIDEIN_PLUGINS_CONFIG_DIR``). A plugin
+    that raises, or one setup found that is not there now, stops the job, PREFERRED or not."""
     if sys.flags.no_site:  # the hook runs Python with -S: pluggy and YAML are in site-packages
         import site  # noqa: PLC0415
 
         site.main()
+    import dataclasses  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from glidein_plugins import (  # noqa: PLC0415 - plugins only
@@ -250,27 +284,38 @@ def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str
         manager,
         results,
     )
+    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
     from glidein_plugins.builtin import launch as launch_plugin  # noqa: PLC0415
     from glidein_plugins.context import Context, Deadline  # noqa: PLC0415
     from glidein_plugins.runner import Runner, Stop  # noqa: PLC0415
 
-    config_dir = environ.get("GLIDEIN_PLUGINS_CONFIG_DIR") or (
-        os.path.join(package_dir, "factory_configs") if package_dir else "")
-    files = sorted(Path(config_dir).glob("*.yaml")) if config_dir else []
+    config_dir = Path(package_dir or _package_dir(), "factory_configs")
+    hooks = state.job_hooks
     try:
-        entry = factory_config.load(files).entry(state.entry)
+        entry = factory_config.load(sorted(config_dir.glob("*.yaml"))).entry(state.entry)
         values = glidein_config.read(Path(state.work_dir or ".") / "glidein_config")
     except ValueError as exc:
-        raise WrapFailure(f"the job plugins ({', '.join(state.job_hooks)}) cannot be set "
-                          f"up: {exc}") from None
+        raise WrapFailure(f"the job plugins ({', '.join(hooks)}) cannot be set up: "
+                          f"{exc}") from None
+    # only what setup found implementing the hook, and the built-in: every other plugin of the
+    # entry (built-ins included) is blocked, so never even imported
+    keep = {launch_plugin.PLUGIN, *hooks}
+    others = (set(BUILTINS) | set(entry.enable) | set(entry.required)
+              | set(manager.drop_ins(entry.directories))) - keep
+    entry = dataclasses.replace(entry, disable=(*entry.disable, *sorted(others)),
+                                required=tuple(name for name in entry.required if name in keep))
     budget = _number(state.setting("plugin_budget"), DEFAULT_PLUGIN_BUDGET)
     context = Context(entry, values, Path(state.work_dir or "."), Deadline(budget),
                       dict(environ))
     context.state(launch_plugin.PLUGIN)[launch_plugin.STATE_KEY] = state  # loaded once
     request = results.JobRequest(job.argv, job.job_ad, job.machine_ad, job.cwd)
-    plugins = manager.build(entry, environ)
+    plugins = manager.build(entry, {})  # the job's GLIDEIN_PLUGINS_DISABLE is not read
+    problems = {problem.name for problem in plugins.problems}
+    gone = [name for name in hooks if name not in plugins.info and name not in problems]
     fatal = [str(problem) for problem in plugins.problems if problem.fatal]
-    if fatal:  # a plugin the entry requires cannot be loaded: no job starts without it
+    fatal += [f"{name}: the job-start plugin setup found is not enabled in "
+              f"{config_dir}" for name in gone]
+    if fatal:  # a plugin the entry requires, or setup ran, is missing: no job starts without it
         return launch.Refusal("; ".join(fatal))
     try:
         found = Runner(plugins, context).call_first(
@@ -285,27 +330,38 @@ def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str
         if isinstance(built, launch.Refusal):
             return built
         return launch.Refusal(f"no enabled plugin built a container invocation (plugins: "
-                              f"{', '.join(state.job_hooks)}; is the built-in "
+                              f"{', '.join(hooks)}; is the built-in "
                               f"{launch_plugin.PLUGIN} disabled?)", notes=notes)
     plugin, invocation = found
     if plugin == launch_plugin.PLUGIN:  # launch.build's: the whole environment
         env = dict(invocation.env)
-    else:  # a VO plugin's: extra variables over the job's environment
+    else:  # a VO plugin's: extra variables over the job's environment, as launch.build does
         env = {name: value for name, value in environ.items()
-               if not name.startswith(launch.ENV_PREFIXES)}
+               if not launch.runtime_variable(name)}
+        env["PATH"] = launch.CLEAN_PATH
         env.update(invocation.env)
     return launch.Invocation(invocation.argv, env, invocation.image, warnings, notes)
+
+
+def _package_dir() -> str:
+    """The directory holding this package."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- HTCondor starting the container ------------------------------------------------------------
 
 
 def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
-    """The index of ``exec`` when ``argv`` is ``RUNTIME [global options] exec ...``, else 0."""
+    """The index of ``exec`` when ``argv`` is ``RUNTIME [global options] exec ...``, else 0.
+
+    ``RUNTIME`` must be the runtime setup proved (native mode makes it HTCondor's
+    ``SINGULARITY``), or an ``apptainer``/``singularity`` that no job can have put there: a
+    job's own executable named ``apptainer`` is a job like any other, run in the container."""
     if not argv:
         return 0
     runtime = state.runtime.path if state.runtime is not None else ""
-    if os.path.basename(argv[0]) not in RUNTIME_NAMES and argv[0] != runtime:
+    if argv[0] != runtime and not (os.path.basename(argv[0]) in RUNTIME_NAMES
+                                   and _installed_by_root(argv[0])):
         return 0
     index = 1
     while index < len(argv) and argv[index].startswith("-"):
@@ -313,15 +369,26 @@ def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
     return index if index < len(argv) and argv[index] == "exec" else 0
 
 
-def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
-                    environ: Mapping[str, str]) -> Plan:
+def _installed_by_root(path: str) -> bool:
+    """Whether ``path`` (absolute) and its directory are root's and writable by root alone,
+    root not being who runs this (the pilot, and so the job)."""
+    if not os.path.isabs(path) or os.getuid() == 0:
+        return False
+    try:
+        return all(status.st_uid == 0 and not status.st_mode & 0o022
+                   for status in (os.stat(path), os.stat(os.path.dirname(path))))
+    except OSError:
+        return False
+
+
+def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState) -> Plan:
     """HTCondor's ``apptainer exec`` line without the options this node cannot use: only the
-    options before the image are looked at, the job's arguments never."""
+    options before the image are looked at, the job's arguments never. Nested is what setup
+    found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``)."""
     from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
 
     runtime = state.runtime
-    nested = (runtime is not None and runtime.feature("nested")) or any(
-        environ.get(name) for name in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"))
+    nested = runtime is not None and runtime.feature("nested")
     contain = not nested and (runtime is None or runtime.feature("contain", True))
     pid = contain and (runtime is None or runtime.feature("pid_namespaces", True))
     kept = list(argv[:exec_at + 1])
@@ -474,16 +541,27 @@ def _reap(pid: int, finished: bool) -> None:
 
 
 def copy_wrapper(source: str, target: str) -> None:
-    """Copy the wrapper script to ``target`` in the sandbox: executable, renamed into place."""
+    """Copy the wrapper script to ``target`` in the sandbox: executable, renamed into place.
+
+    The sandbox is the job's (its input files): a symbolic link it left as the directory or the
+    temporary file is removed, never followed, so the copy cannot land anywhere else."""
     try:
         with open(source, "rb") as handle:
             text = handle.read()
+        directory = os.path.dirname(target) or "."
+        if os.path.islink(directory):
+            os.unlink(directory)
         try:  # noqa: SIM105 - contextlib is one more import for every job
-            os.mkdir(os.path.dirname(target) or ".")
+            os.mkdir(directory)
         except FileExistsError:
             pass
         temporary = f"{target}.{os.getpid()}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            descriptor = os.open(temporary, flags, 0o755)
+        except FileExistsError:  # left there by the job: a file, or a link to follow
+            os.unlink(temporary)
+            descriptor = os.open(temporary, flags, 0o755)
         try:
             os.write(descriptor, text)
         finally:
@@ -503,23 +581,28 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def report_failure(message: str, environ: Mapping[str, str], delay: float) -> int:
+def report_failure(message: str, environ: Mapping[str, str], delay: float,
+                   chirp: str = "") -> int:
     """Report a job that cannot start, the GlideinWMS way; ``REPORTED`` after ``delay`` s.
 
-    One line on stderr and in ``$_CONDOR_WRAPPER_ERROR_FILE``, and the job attribute
-    ``JobWrapperFailure`` set to it with ``condor_chirp`` when there is one (bounded).
+    One line on stderr and in ``$_CONDOR_WRAPPER_ERROR_FILE`` (a symbolic link there, left by
+    the job, is replaced, never followed), and the job attribute ``JobWrapperFailure`` set to
+    it with ``chirp`` (``condor_chirp``'s path, '' for none; bounded).
     """
     line = one_line(f"glidein_plugins wrapper: {message}")
     print(line, file=sys.stderr, flush=True)
     error_file = environ.get(ERROR_FILE_VAR, "")
     if error_file:
         try:
-            with open(error_file, "w", encoding="utf-8", errors="replace") as handle:
+            if os.path.islink(error_file):
+                os.unlink(error_file)
+            descriptor = os.open(error_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                                 | os.O_NOFOLLOW, 0o644)
+            with open(descriptor, "w", encoding="utf-8", errors="replace") as handle:
                 handle.write(line + "\n")
         except OSError as exc:
             print(f"glidein_plugins wrapper: cannot write {error_file}: {exc.strerror or exc}",
                   file=sys.stderr)
-    chirp = find_chirp(environ)
     if chirp:
         from glidein_plugins import commands  # noqa: PLC0415 - failures only
 
@@ -537,17 +620,26 @@ def report_failure(message: str, environ: Mapping[str, str], delay: float) -> in
     return REPORTED
 
 
-def find_chirp(environ: Mapping[str, str]) -> str:
-    """``condor_chirp`` on PATH, else in HTCondor's libexec (the glidein's ``CONDOR_DIR``, the
-    system's); '' when there is none."""
-    places = [os.path.join(directory, "condor_chirp")
-              for directory in environ.get("PATH", "").split(os.pathsep) if directory]
-    condor_dir = environ.get("CONDOR_DIR", "")
-    if condor_dir:
-        places += [os.path.join(condor_dir, "libexec", "condor_chirp"),
-                   os.path.join(condor_dir, "usr", "libexec", "condor", "condor_chirp")]
-    places.append("/usr/libexec/condor/condor_chirp")
-    for place in places:
+def find_chirp(state_path: str) -> str:
+    """``condor_chirp`` of the glidein's HTCondor (``CONDOR_DIR`` in the glidein_config beside
+    the state at ``state_path``: ``WORK_DIR/.glidein_plugins/setup_state.json``), else the
+    system's; '' when there is none. Never on the job's ``PATH``, nor where its ``CONDOR_DIR``
+    says: the job would choose what runs on the host."""
+    places = []
+    if state_path:
+        from pathlib import Path  # noqa: PLC0415 - failures only
+
+        from glidein_plugins import glidein_config  # noqa: PLC0415
+
+        config = Path(state_path).parent.parent / "glidein_config"
+        try:
+            condor_dir = glidein_config.read(config).get("CONDOR_DIR") or ""
+        except (OSError, ValueError):
+            condor_dir = ""
+        if os.path.isabs(condor_dir):
+            places += [os.path.join(condor_dir, "libexec", "condor_chirp"),
+                       os.path.join(condor_dir, "usr", "libexec", "condor", "condor_chirp")]
+    for place in (*places, *SYSTEM_CHIRP):
         if os.path.isfile(place) and os.access(place, os.X_OK):
             return place
     return ""
@@ -597,33 +689,29 @@ def decide(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str 
 
             traceback.print_exc()
             message = f"internal error: {type(exc).__name__}: {exc}"
-        path = state_path or environ.get("GLIDEIN_PLUGINS_STATE", "")
+        path = state_path
         if not path:
             try:
-                path = _locate_in_machine_ad(environ)
+                path = _located(_ad(environ, "_CONDOR_MACHINE_AD"))
             except WrapFailure:
                 path = ""
-        return report_failure(message, environ, failure_delay(path, environ))
+        return report_failure(message, environ, failure_delay(path, environ), find_chirp(path))
     _print(result.warnings)
     if environ.get(TRACE_VAR, "") not in ("", "0"):
         _print(result.notes)
     return result
 
 
-def _locate_in_machine_ad(environ: Mapping[str, str]) -> str:
-    from glidein_plugins import setup_state  # noqa: PLC0415
-
-    return setup_state.locate({}, _ad(environ, "_CONDOR_MACHINE_AD"))
-
-
 def hook(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     """For ``hooks/glidein_plugins_wrapper.sh``: ``STATE WRAPPER PKG_DIR JOB ARGS...``;
     prints the plan for ``eval`` and returns 0, or returns ``REPORTED``.
 
-    Whatever else writes on stdout meanwhile (a plugin's ``print``) goes to stderr: the shell
-    evaluates stdout.
+    ``environ`` (``os.environ``) is the job's but for ``PATH``: the shell runs this part with a
+    fixed one and passes the job's in ``GLIDEIN_PLUGINS_JOB_PATH``, which the job's view gets
+    back (what this process runs is never looked up on the job's ``PATH``). Whatever else writes
+    on stdout meanwhile (a plugin's ``print``) goes to stderr: the shell evaluates stdout.
     """
-    environ = os.environ if environ is None else environ
+    environ = job_environment(os.environ if environ is None else environ)
     state_path, wrapper, package_dir, *job_argv = argv
     out = os.dup(1)
     os.dup2(2, 1)
@@ -633,6 +721,19 @@ def hook(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         return result
     os.write(out, result.shell(environ))
     return 0
+
+
+def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with the job's ``PATH`` from ``GLIDEIN_PLUGINS_JOB_PATH`` (``=PATH``, or ''
+    when the job has none) when the shell passed it."""
+    found = dict(environ)
+    job_path = found.pop(JOB_PATH_VAR, None)
+    if job_path is not None:
+        if job_path.startswith("="):
+            found["PATH"] = job_path[1:]
+        else:
+            found.pop("PATH", None)
+    return found
 
 
 def execute(result: Plan, environ: Mapping[str, str]) -> None:

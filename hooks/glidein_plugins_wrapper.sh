@@ -5,10 +5,25 @@
 # Two ways to use it (HTCondor runs it as `WRAPPER JOB ARGS...` in the job sandbox):
 #   - a GlideinWMS wrapper fragment (a file with wrapper="True"): condor_startup.sh
 #     concatenates the fragments into condor_job_wrapper.sh (`#!/bin/sh`, the fragments, then
-#     `exec "$@"`), the USER_JOB_WRAPPER. The fragments share one shell: every name set here
-#     starts with _gp_ and is unset at the end, and nothing here exits on the way to the job;
+#     `exec "$@"`) in the glidein's work dir, the USER_JOB_WRAPPER. The fragments share one
+#     shell: every name set here starts with _gp_ and is unset at the end, and nothing here
+#     exits on the way to the job;
 #   - standalone, as the USER_JOB_WRAPPER itself, under this file name: it then ends with
 #     `exec "$@"`.
+#
+# The job's environment is the job's: HTCondor merges the job's `environment` over what the
+# glidein exports. So nothing is taken from it: the wrapper's own commands run with a fixed
+# PATH (the job's is restored for the job), and the setup state, the Python and the package
+# come from where the job cannot write:
+#   - the state: beside this file when it is condor_job_wrapper.sh in the glidein's work dir
+#     (WORK_DIR/.glidein_plugins/setup_state.json, where setup writes it), else the machine ad's
+#     GLIDEIN_PLUGINS_STATE (the starter sets $_CONDOR_MACHINE_AD after the job's environment);
+#     none: setup wanted no container, the job runs as it is, no Python needed;
+#   - the Python and the package dir: the two lines of `interpreter` beside the state (what
+#     setup ran with), else /usr/bin/python3, /bin/python3 or /usr/libexec/platform-python,
+#     and the parent of this file's directory when standalone, else the installed package.
+# GLIDEIN_PLUGINS_STATE, GLIDEIN_PLUGINS_PYTHON and GLIDEIN_PLUGINS_DIR in the environment are
+# ignored.
 #
 # First pass, outside the container: the Python part (glidein_plugins.wrap) reads the setup's
 # state, the job and machine ads, checks that the image and the job's CVMFSReposList
@@ -24,17 +39,13 @@
 # the job attribute JobWrapperFailure via condor_chirp, the anti-black-hole delay) and the
 # wrapper exits 1; what the Python part cannot report (no Python 3.9, no package) is reported
 # here the same way.
-# Second pass, inside (GWMS_SINGULARITY_REEXEC=1 in a container): HOME=/srv, TMP, TMPDIR and
-# TEMP unset, then the scripts named in GLIDEIN_PLUGINS_INSIDE are sourced; no Python needed.
+# Second pass, inside: this file run as `/bin/sh .glidein_plugins/NAME` (a relative $0, which
+# HTCondor never gives: it runs the USER_JOB_WRAPPER by its absolute path) with
+# GWMS_SINGULARITY_REEXEC=1 in a container. A job setting those variables on the host gets the
+# first pass, and its container. Inside: HOME=/srv, TMP, TMPDIR and TEMP unset, then the
+# scripts named in GLIDEIN_PLUGINS_INSIDE are sourced; no Python needed.
 #
 # Environment:
-#   GLIDEIN_PLUGINS_STATE   the setup's state file (else that attribute of the machine ad);
-#                           none: setup wanted no container, the job runs as it is, no Python
-#   GLIDEIN_PLUGINS_PYTHON  the interpreter (else the first of python3, /usr/bin/python3,
-#                           /usr/libexec/platform-python)
-#   GLIDEIN_PLUGINS_DIR     the directory holding the glidein_plugins package (else the parent
-#                           of this file's directory when standalone, else the package
-#                           installed for that Python)
 #   GLIDEIN_PLUGINS_INSIDE  scripts (paths inside the container, ':'-separated) sourced inside
 #                           before the job: a VO's own steps (a VO plugin puts it in the
 #                           invocation's environment, or the glidein exports it to jobs)
@@ -43,16 +54,25 @@
 # POSIX sh only: it runs under dash, busybox sh and bash alike.
 
 _gp_fail() {  # one line to the error file and stderr, the delay, exit 1
+    PATH=/usr/bin:/bin
     _gp_line=$(printf '%s' "glidein_plugins wrapper: $1" | tr '\n\r\t' '   ' | cut -c 1-1000)
     printf '%s\n' "$_gp_line" >&2
     if [ -n "${_CONDOR_WRAPPER_ERROR_FILE:-}" ]; then
+        # in the sandbox, the job's: a link it left there is replaced, never followed
+        [ ! -L "$_CONDOR_WRAPPER_ERROR_FILE" ] || rm -f "$_CONDOR_WRAPPER_ERROR_FILE"
         printf '%s\n' "$_gp_line" >"$_CONDOR_WRAPPER_ERROR_FILE"
     fi
-    if command -v condor_chirp >/dev/null 2>&1; then
-        if command -v timeout >/dev/null 2>&1; then
-            timeout 30 condor_chirp set_job_attr JobWrapperFailure "\"$(printf '%s' \
-                "$_gp_line" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')\"" </dev/null >&2
-        fi
+    # condor_chirp: the glidein's HTCondor (CONDOR_DIR in glidein_config), else the system's
+    _gp_chirp=
+    if [ -n "$_gp_state" ] && [ -f "${_gp_state%/*/*}/glidein_config" ]; then
+        _gp_chirp=$(sed -n -e 's/^CONDOR_DIR \(\/.*\)$/\1\/libexec\/condor_chirp/p' \
+            "${_gp_state%/*/*}/glidein_config" 2>/dev/null | tail -n 1)
+    fi
+    [ -x "$_gp_chirp" ] || _gp_chirp=$(command -v condor_chirp) ||
+        _gp_chirp=/usr/libexec/condor/condor_chirp
+    if [ -x "$_gp_chirp" ] && command -v timeout >/dev/null 2>&1; then
+        timeout 30 "$_gp_chirp" set_job_attr JobWrapperFailure "\"$(printf '%s' \
+            "$_gp_line" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')\"" </dev/null >&2
     fi
     case ${GLIDEIN_PLUGINS_FAILURE_DELAY:-} in
         '' | *[!0-9]*) sleep 600 ;;
@@ -61,10 +81,24 @@ _gp_fail() {  # one line to the error file and stderr, the delay, exit 1
     exit 1
 }
 
-if [ "${GWMS_SINGULARITY_REEXEC:-}" = 1 ] &&
+_gp_job_path() {  # the job's PATH again, for the job (and the fragments after this one)
+    case $_gp_path in
+        =*) PATH=${_gp_path#=} ;;
+        *) unset PATH ;;
+    esac
+}
+
+# the job's PATH ('=' and its value, or '' when it has none): for the job, never for this file
+_gp_path=${PATH+"=$PATH"}
+PATH=/usr/bin:/bin
+export PATH
+_gp_state=
+
+if [ "${GWMS_SINGULARITY_REEXEC:-}" = 1 ] && [ "$0" = ".glidein_plugins/${0##*/}" ] &&
     [ -n "${APPTAINER_CONTAINER:-}${SINGULARITY_CONTAINER:-}" ]; then
     # Second pass, inside the container (started with --home SANDBOX:/srv --pwd /srv): the
     # final setup, then the steps VO plugins or the glidein name in GLIDEIN_PLUGINS_INSIDE.
+    _gp_job_path
     HOME=/srv
     export HOME
     unset TMP TMPDIR TEMP
@@ -83,29 +117,45 @@ if [ "${GWMS_SINGULARITY_REEXEC:-}" = 1 ] &&
         . "$_gp_script" || _gp_fail "inside the container: $_gp_script (in GLIDEIN_PLUGINS_INSIDE) failed"
     done
 else
-    _gp_state=${GLIDEIN_PLUGINS_STATE:-}
+    _gp_python=
+    _gp_dir=
+    case $0 in
+        /*) # concatenated into condor_job_wrapper.sh, in the work dir where setup keeps it
+            [ ! -f "${0%/*}/.glidein_plugins/setup_state.json" ] ||
+                _gp_state=${0%/*}/.glidein_plugins/setup_state.json ;;
+    esac
     if [ -z "$_gp_state" ] && [ -f "${_CONDOR_MACHINE_AD:-}" ]; then
         # GLIDEIN_PLUGINS_STATE = "PATH" (names are case-insensitive): the first, one process
         _gp_state=$(sed -n -e 's/^[[:space:]]*[Gg][Ll][Ii][Dd][Ee][Ii][Nn]_[Pp][Ll][Uu][Gg][Ii][Nn][Ss]_[Ss][Tt][Aa][Tt][Ee][[:space:]]*=[[:space:]]*"\(.*\)"[[:space:]]*$/\1/' \
             -e 't found' -e d -e ':found' -e p -e q "$_CONDOR_MACHINE_AD" 2>/dev/null)
     fi
     if [ -n "$_gp_state" ]; then
-        for _gp_python in ${GLIDEIN_PLUGINS_PYTHON:+"$GLIDEIN_PLUGINS_PYTHON"} python3 \
-            /usr/bin/python3 /usr/libexec/platform-python; do
-            command -v "$_gp_python" >/dev/null 2>&1 && break
+        case $_gp_state in
+            /*) ;;
+            *) _gp_fail "the machine ad's GLIDEIN_PLUGINS_STATE ($_gp_state) is not an absolute path" ;;
+        esac
+        # what setup ran with, beside the state: the interpreter, then the package dir
+        if [ -f "${_gp_state%/*}/interpreter" ]; then
+            { IFS= read -r _gp_python && IFS= read -r _gp_dir; } <"${_gp_state%/*}/interpreter"
+        fi
+        case $_gp_python in /*) ;; *) _gp_python= ;; esac
+        case $_gp_dir in /*) ;; *) _gp_dir= ;; esac
+        for _gp_python in ${_gp_python:+"$_gp_python"} /usr/bin/python3 /bin/python3 \
+            /usr/libexec/platform-python; do
+            [ ! -x "$_gp_python" ] || break
             _gp_python=
         done
-        [ -n "$_gp_python" ] || _gp_fail "no Python 3 found (tried ${GLIDEIN_PLUGINS_PYTHON:+$GLIDEIN_PLUGINS_PYTHON, }python3, /usr/bin/python3, /usr/libexec/platform-python; PATH=$PATH)"
-        _gp_dir=${GLIDEIN_PLUGINS_DIR:-}
+        [ -n "$_gp_python" ] || _gp_fail "no Python 3 found (tried the one setup used, /usr/bin/python3, /bin/python3, /usr/libexec/platform-python)"
         if [ -z "$_gp_dir" ]; then
             case $0 in
-                */*) _gp_dir=${0%/*}/.. ;;
+                /*/*) _gp_dir=${0%/*}/.. ;;
             esac
             [ -f "$_gp_dir/glidein_plugins/wrap.py" ] || _gp_dir=
         fi
         # -I -S: no site-packages, no PYTHON* variables, nothing from the sandbox on sys.path
-        # (the package dir only; site-packages only to find an installed package)
-        _gp_out=$("$_gp_python" -I -S -c '
+        # (the package dir only; site-packages only to find an installed package); the job's
+        # PATH goes in GLIDEIN_PLUGINS_JOB_PATH, for the job's environment only
+        _gp_out=$(GLIDEIN_PLUGINS_JOB_PATH=$_gp_path "$_gp_python" -I -S -c '
 import sys
 if sys.version_info < (3, 9):
     print("%s is Python %d.%d, not 3.9 or newer" % ((sys.executable,) + sys.version_info[:2]))
@@ -128,16 +178,20 @@ import os
 os._exit(code)  # no interpreter teardown: it costs as much as the work itself
 ' "$_gp_state" "$0" "$_gp_dir" "$@")
         _gp_rc=$?
+        _gp_job_path  # before the plan: its variables are relative to the job's environment
         case $_gp_rc in
             0) eval "$_gp_out" ;;
             86) exit 1 ;;  # reported by the Python part (error file, chirp, delay)
             3) _gp_fail "$_gp_out" ;;
             *) _gp_fail "the Python part ($_gp_python) exited with code $_gp_rc (see the job's stderr)" ;;
         esac
+    else
+        _gp_job_path
     fi
 fi
-unset _gp_state _gp_python _gp_dir _gp_out _gp_rc _gp_line _gp_list _gp_script
-unset -f _gp_fail
+unset _gp_state _gp_python _gp_dir _gp_out _gp_rc _gp_line _gp_list _gp_script _gp_path \
+    _gp_chirp
+unset -f _gp_fail _gp_job_path
 
 # Standalone (this file is the USER_JOB_WRAPPER, or its copy inside the container): run the
 # job. Concatenated, the fragments after this one and the final `exec "$@"` do.

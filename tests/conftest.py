@@ -249,9 +249,8 @@ def run_wrapper(job: Sequence[str], sandbox: Path, env: dict[str, str],
                 wrapper: Path = WRAPPER, shell: Sequence[str] = (),
                 timeout: float = 60) -> subprocess.CompletedProcess:
     """``WRAPPER JOB ARGS...`` as the starter runs it: the sandbox as cwd, stdin closed, the
-    script executed through its ``#!`` line (or by ``shell``, e.g. ``["busybox", "sh"]``);
-    ``GLIDEIN_PLUGINS_PYTHON`` is this interpreter. Output is text (undecodable bytes
-    escaped)."""
+    script executed through its ``#!`` line (or by ``shell``, e.g. ``["busybox", "sh"]``).
+    Output is text (undecodable bytes escaped)."""
     environ = {"GLIDEIN_PLUGINS_PYTHON": sys.executable, "_CONDOR_SCRATCH_DIR": str(sandbox),
                **env}
     return subprocess.run([*shell, str(wrapper), *job], cwd=sandbox, env=environ,

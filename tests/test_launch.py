@@ -248,7 +248,7 @@ def runtime_with(**features: bool) -> RuntimeState:
     ({}, {}, {}, {"SINGULARITY_DISABLE_PID_NAMESPACES": "true"}, ["--ipc", "--contain"]),
     ({"nested": True, "contain": False, "pid_namespaces": False}, {}, {}, {}, []),
     ({"contain": False, "pid_namespaces": False}, {}, {}, {}, []),  # no devpts
-    ({}, {}, {"APPTAINER_CONTAINER": "/outer.sif"}, {}, []),  # nested, seen at job start
+    ({}, {}, {"APPTAINER_CONTAINER": "/outer.sif"}, {}, PROD),  # the job's: setup decides
     ({}, {"extra_options": ["--no-eval", "-C"]}, {}, {}, [*PROD, "--cleanenv", "--no-eval",
                                                           "-C"]),
 ])
@@ -337,8 +337,7 @@ def test_environment_hygiene(tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Pat
     assert not gone & set(found.env)
     assert {name: found.env[name] for name in set(JOB_ENV) - gone - {"PATH"}} == {
         name: JOB_ENV[name] for name in set(JOB_ENV) - gone - {"PATH"}}
-    assert found.env["PATH"] == ("/job/bin" if "PATH" not in gone and not cleanenv
-                                 and container_env == "keepall" else launch.CLEAN_PATH)
+    assert found.env["PATH"] == launch.CLEAN_PATH  # the runtime's own: never the job's
     # the marker and the GPU assignment always, the asked sets under --cleanenv
     assert pairs(found) == {"GWMS_SINGULARITY_REEXEC": "1", "CUDA_VISIBLE_DEVICES": "0",
                             **{name: JOB_ENV[name] for name in kept}}
@@ -377,13 +376,25 @@ def test_cleanenv_in_extra_options_keeps_the_variables_too(
 
 def test_job_set_runtime_variables_are_dropped_with_a_warning(
         tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Path) -> None:
+    """The container's variables and every option the runtime reads from its environment
+    (binds, overlays...): none is the job's. The runtime's dirs are replaced, an empty one is
+    dropped without a word, GlideinWMS's SINGULARITY_DISABLE_PID_NAMESPACES stays."""
     found = built(node_state(fake_cvmfs, tmp_path), job(sandbox),
                   APPTAINERENV_LD_PRELOAD="/evil.so", SINGULARITYENV_PATH="/evil",
-                  APPTAINERENV_GWMS_SINGULARITY_REEXEC="0")
+                  APPTAINERENV_GWMS_SINGULARITY_REEXEC="0", APPTAINER_BIND="/:/host",
+                  SINGULARITY_BINDPATH="/home", APPTAINER_OVERLAY="/x.img",
+                  APPTAINER_CACHEDIR="/home/u/.cache", SINGULARITY_CONTAINALL="",
+                  SINGULARITY_DISABLE_PID_NAMESPACES="1")
     assert pairs(found) == {"GWMS_SINGULARITY_REEXEC": "1"}
     assert found.warnings == ("not passed into the container (set by the job?): "
                               "APPTAINERENV_GWMS_SINGULARITY_REEXEC, APPTAINERENV_LD_PRELOAD, "
-                              "SINGULARITYENV_PATH",)
+                              "APPTAINER_BIND, APPTAINER_OVERLAY, SINGULARITYENV_PATH, "
+                              "SINGULARITY_BINDPATH",)
+    assert {name for name in found.env if name.startswith(launch.RUNTIMES)} == {
+        "APPTAINER_CACHEDIR", "APPTAINER_TMPDIR", "SINGULARITY_CACHEDIR", "SINGULARITY_TMPDIR",
+        "SINGULARITY_DISABLE_PID_NAMESPACES", "APPTAINERENV_GWMS_SINGULARITY_REEXEC",
+        "SINGULARITYENV_GWMS_SINGULARITY_REEXEC"}
+    assert found.env["APPTAINER_CACHEDIR"].startswith(str(tmp_path / "glide" / "tmp"))
 
 
 def test_sandbox_paths_are_rewritten_to_srv(tmp_path: Path, fake_cvmfs: FakeCvmfs,
@@ -438,8 +449,9 @@ def test_the_builtin_plugin_gives_what_build_gives(tmp_path: Path, fake_cvmfs: F
     state = node_state(fake_cvmfs, tmp_path)
     path = tmp_path / "state.json"
     setup_state.save(path, state)
-    request = results.JobRequest(("/srv/job.sh", "a b"), {}, {}, str(sandbox))
-    environ = {"GLIDEIN_PLUGINS_STATE": str(path), "APPTAINERENV_X": "1"}
+    request = results.JobRequest(("/srv/job.sh", "a b"), {},
+                                 {"GLIDEIN_PLUGINS_STATE": f'"{path}"'}, str(sandbox))
+    environ = {"GLIDEIN_PLUGINS_STATE": "/the/jobs/own.json", "APPTAINERENV_X": "1"}
     runner, context = plugin_context(tmp_path, environ)
     found = runner.invocation(state.facts(), request)
     expected = launch.build(state, request, environ)
@@ -463,7 +475,7 @@ def test_the_builtin_plugin_leaves_a_refusal_to_the_caller(
 
 def test_the_builtin_plugin_without_a_state_is_a_failure(tmp_path: Path) -> None:
     runner, _ = plugin_context(tmp_path, {})
-    with pytest.raises(Stop, match="no setup state: GLIDEIN_PLUGINS_STATE is set neither"):
+    with pytest.raises(Stop, match="no setup state: the machine ad has no GLIDEIN_PLUGINS_STATE"):
         runner.invocation(results.Facts(), results.JobRequest(("x",)))
 
 

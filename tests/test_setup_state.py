@@ -77,6 +77,9 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
     assert os.access(result.config["GLIDEIN_PLUGINS_PYTHON"], os.X_OK)
     for name in ("GLIDEIN_PLUGINS_DIR", "GLIDEIN_PLUGINS_PYTHON"):
         assert result.condor_vars[name] == f"{name} S - + N Y +"
+    # beside it, for the job wrapper (a shell): the Python and the package setup ran with
+    python, package = (path.parent / setup_state.INTERPRETER).read_text().splitlines()
+    assert os.access(python, os.X_OK) and Path(package, "glidein_plugins", "wrap.py").is_file()
     raw = json.loads(path.read_text())
     assert raw["version"] == 1 and raw["restrictions"] == {
         "names": ["cvmfs", "remote"], "cvmfs_root": str(fake_cvmfs.root)}
@@ -168,7 +171,10 @@ def test_save_and_load_give_the_same_state(tmp_path: Path, runtime: bool) -> Non
     path = tmp_path / "deep" / "state.json"
     state = sample_state(runtime)
     setup_state.save(path, state)
-    assert [item.name for item in path.parent.iterdir()] == ["state.json"]  # no temporary left
+    # no temporary left; the interpreter and package for the wrapper beside the state
+    assert sorted(item.name for item in path.parent.iterdir()) == [setup_state.INTERPRETER,
+                                                                   "state.json"]
+    assert (path.parent / setup_state.INTERPRETER).read_text() == f"{sys.executable}\n{ROOT}\n"
     assert setup_state.load(path) == state
     assert setup_state.load(path).to_json() == json.loads(path.read_text()) == state.to_json()
     facts = state.facts()
@@ -226,16 +232,20 @@ def test_a_missing_state_file_is_a_clear_error(tmp_path: Path) -> None:
         str(tmp_path / "none.json"), "cannot read the setup state: No such file or directory")
 
 
-@pytest.mark.parametrize(("environ", "machine_ad", "found"), [
-    ({"GLIDEIN_PLUGINS_STATE": "/a/state.json"}, {"GLIDEIN_PLUGINS_STATE": '"/b"'},
-     "/a/state.json"),
-    ({}, {"glidein_plugins_state": '"/b/state.json"'}, "/b/state.json"),
-    ({}, {"GLIDEIN_PLUGINS_STATE": "undefined"}, ""),
-    ({}, None, ""),
+@pytest.mark.parametrize(("machine_ad", "found"), [
+    ({"GLIDEIN_PLUGINS_STATE": '"/b/state.json"'}, "/b/state.json"),
+    ({"glidein_plugins_state": '"/b/state.json"'}, "/b/state.json"),
+    ({"GLIDEIN_PLUGINS_STATE": "undefined"}, ""),
+    ({}, ""),
+    (None, ""),
 ])
-def test_locate(environ: dict, machine_ad, found: str) -> None:
+def test_locate_reads_the_machine_ad_alone(machine_ad, found: str) -> None:
+    """Never the environment: at job start it is the job's (test_security.py)."""
     ad = None if machine_ad is None else Ad(machine_ad)
-    assert setup_state.locate(environ, ad) == found
+    assert setup_state.locate(ad) == found
+    if machine_ad is not None:  # a plain mapping of attribute to expression text too
+        assert setup_state.locate(dict(machine_ad)) == (
+            found if "GLIDEIN_PLUGINS_STATE" in machine_ad else "")
 
 
 @pytest.mark.skipif(IS_PYPY, reason="PyPy reads JSON with its own fast json module")

@@ -88,17 +88,17 @@ class Node:
     def env(self, job_ad: dict[str, str] | None = None,
             machine_ad: dict[str, str] | None = None, state: bool = True,
             **values: str) -> dict[str, str]:
-        """The job's environment as the starter gives it (ads written to files)."""
+        """The job's environment as the starter gives it (ads written to files; the machine
+        ad names the state, as setup publishes it)."""
+        published = {"GLIDEIN_PLUGINS_STATE": ad_string(str(self.state_path))} if state else {}
         env = self.cvmfs.env(
             _CONDOR_JOB_AD=str(write_ad(self.root / "job.ad", {
                 "ClusterId": "1", "Cmd": ad_string(str(self.job)), **(job_ad or {})})),
             _CONDOR_MACHINE_AD=str(write_ad(self.root / "machine.ad", {
-                "Name": ad_string("slot1@node"), **(machine_ad or {})})),
+                "Name": ad_string("slot1@node"), **published, **(machine_ad or {})})),
             _CONDOR_WRAPPER_ERROR_FILE=str(self.error_file),
             CHIRP_LOG=str(self.chirp_log), GLIDEIN_PLUGINS_FAILURE_DELAY="0",
             RUNTIME_ARGV_LOG=str(self.runtime_log))
-        if state:
-            env["GLIDEIN_PLUGINS_STATE"] = str(self.state_path)
         env.update(values)
         return env
 
@@ -106,6 +106,15 @@ class Node:
             shell: list[str] | None = None) -> subprocess.CompletedProcess:
         return run_wrapper([str(self.job), *args], self.sandbox,
                            self.env() if env is None else env, shell=shell or ())
+
+    def run_inside(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        """The second pass, as the runtime starts it: ``/bin/sh .glidein_plugins/WRAPPER
+        JOB ARGS`` from the sandbox (``--pwd /srv``), the copy the first pass made."""
+        copy = self.sandbox / wrap.COPY_DIR / WRAPPER.name
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(WRAPPER, copy)
+        return run_wrapper([str(self.job), *args], self.sandbox, env,
+                           wrapper=Path(wrap.COPY_DIR, WRAPPER.name), shell=["/bin/sh"])
 
     @property
     def runtime_log(self) -> Path:
@@ -128,15 +137,22 @@ class Node:
         return self.chirp_log.read_text().split("\0")[:-1] if self.chirp_log.exists() else []
 
 
+CHIRP = '#!/bin/sh\nprintf \'%s\\0\' "$@" >"$CHIRP_LOG"\n'
+
+
 @pytest.fixture
 def node(tmp_path: Path, fake_cvmfs: FakeCvmfs) -> Node:
+    """The glidein's HTCondor (``CONDOR_DIR`` in glidein_config) has the only condor_chirp."""
     runtime = install_container_runtime(fake_cvmfs.bin)
-    fake_cvmfs.bin.install_script("condor_chirp", '#!/bin/sh\nprintf \'%s\\0\' "$@" '
-                                                  '>"$CHIRP_LOG"\n')
+    condor = tmp_path / "condor"
+    (condor / "libexec").mkdir(parents=True)
+    (condor / "libexec" / "condor_chirp").write_text(CHIRP)
+    (condor / "libexec" / "condor_chirp").chmod(0o755)
     sandbox = tmp_path / "execute" / "dir_42 sand box's $x"  # quoting is tested on every run
     sandbox.mkdir(parents=True)
     node = Node(tmp_path, fake_cvmfs, runtime, sandbox, install_printing_job(tmp_path / "jobs"))
     node.save()
+    (tmp_path / "work" / "glidein_config").write_text(f"CONDOR_DIR {condor}\n")
     return node
 
 
@@ -181,11 +197,18 @@ def test_without_a_state_the_job_runs_as_it_is_and_no_python_is_needed(node: Nod
     assert not (node.sandbox / ".glidein_plugins").exists()
 
 
-def test_the_state_is_found_in_the_machine_ad_without_the_variable(node: Node) -> None:
-    env = node.env(state=False, machine_ad={
-        "GLIDEIN_PLUGINS_STATE": ad_string(str(node.state_path))})
-    seen = job_view(node.run("x", env=env))
-    assert seen["env"]["APPTAINER_CONTAINER"] == str(node.cvmfs.images["rhel9"])
+def test_concatenated_the_state_is_found_beside_condor_job_wrapper(node: Node) -> None:
+    """In the glidein's work dir (where setup keeps the state), as condor_startup.sh writes it:
+    no machine ad attribute needed, and the interpreter and package setup used."""
+    wrapper = node.root / "work" / "condor_job_wrapper.sh"
+    wrapper.write_text("#!/bin/sh\n" + WRAPPER.read_text() + 'exec "$@"\n')
+    wrapper.chmod(0o755)
+    proc = run_wrapper([str(node.job), "x"], node.sandbox, node.env(state=False),
+                       wrapper=wrapper)
+    assert job_view(proc)["env"]["APPTAINER_CONTAINER"] == str(node.cvmfs.images["rhel9"])
+    (call,) = node.calls()
+    assert call[call.index(str(node.cvmfs.images["rhel9"])) + 1:] == [
+        "/bin/sh", ".glidein_plugins/condor_job_wrapper.sh", str(node.job), "x"]
 
 
 def test_the_second_pass_inside_does_the_final_setup_and_the_inside_steps(node: Node) -> None:
@@ -194,13 +217,14 @@ def test_the_second_pass_inside_does_the_final_setup_and_the_inside_steps(node: 
     (steps / "one.sh").write_text('VO_STEPS="${VO_STEPS:-}one"\nexport VO_STEPS\n')
     (steps / "two words.sh").write_text('VO_STEPS="$VO_STEPS,two"\n')
     env = node.env(GWMS_SINGULARITY_REEXEC="1", APPTAINER_CONTAINER="/images/el9", HOME="/home/u",
-                   TMP="/tmp/a", TMPDIR="/tmp/b", TEMP="/tmp/c",
+                   TMP="/tmp/a", TMPDIR="/tmp/b", TEMP="/tmp/c", PATH="/vo/bin:/usr/bin:/bin",
                    GLIDEIN_PLUGINS_INSIDE=f"{steps / 'one.sh'}::{steps / 'two words.sh'}")
-    seen = job_view(node.run(*ODD_ARGS, env=env))
+    seen = job_view(node.run_inside(*ODD_ARGS, env=env))
     assert seen["argv"] == ODD_ARGS
     assert seen["env"]["HOME"] == "/srv"
     assert not {"TMP", "TMPDIR", "TEMP"} & set(seen["env"])
     assert seen["env"]["VO_STEPS"] == "one,two"
+    assert seen["env"]["PATH"] == "/vo/bin:/usr/bin:/bin"  # the job's, not the wrapper's
     assert node.calls() == []  # never wrapped twice
 
 
@@ -209,7 +233,7 @@ def test_an_inside_step_that_cannot_be_read_fails_the_job(node: Node) -> None:
     env = node.env(GWMS_SINGULARITY_REEXEC="1", APPTAINER_CONTAINER="/images/el9",
                    GLIDEIN_PLUGINS_INSIDE=str(missing))
     assert f"{missing} (in GLIDEIN_PLUGINS_INSIDE) cannot be read" in node.failure(
-        node.run("x", env=env))
+        node.run_inside("x", env=env))
 
 
 def test_the_marker_outside_a_container_does_not_skip_the_container(node: Node) -> None:
@@ -233,12 +257,14 @@ def test_a_job_that_cannot_start_is_reported_on_one_line(node: Node, case: str,
                                                          expected: str) -> None:
     env = node.env()
     if case == "state missing":
-        env["GLIDEIN_PLUGINS_STATE"] = str(node.root / "no\nsuch state.json")
+        env = node.env(state=False, machine_ad={"GLIDEIN_PLUGINS_STATE": ad_string(
+            str(node.state_path.with_name("no such state.json")))})
     elif case == "state not JSON":
         node.state_path.write_text('{"version": 1,\n "entry": }\n')
-    elif case == "package missing":
+    elif case == "package missing":  # setup's package is gone: the shell reports it
         (node.root / "empty").mkdir()
-        env["GLIDEIN_PLUGINS_DIR"] = str(node.root / "empty")
+        node.state_path.with_name(setup_state.INTERPRETER).write_text(
+            f"{sys.executable}\n{node.root / 'empty'}\n")
     elif case == "job ad malformed":
         Path(env["_CONDOR_JOB_AD"]).write_text('Cmd = "/bin/true"\nnot an attribute\n')
     elif case == "image forbidden":
@@ -340,7 +366,8 @@ def test_htcondor_container_lines_are_never_wrapped_only_corrected(
 
 def test_in_native_mode_a_job_htcondor_started_no_container_for_runs_as_it_is(
         node: Node) -> None:
-    seen = job_view(node.run(*ODD_ARGS, env=node.env(GLIDEIN_CONTAINER_LAUNCH="native")))
+    env = node.env(machine_ad={wrap.LAUNCH_VAR: ad_string("native")})
+    seen = job_view(node.run(*ODD_ARGS, env=env))
     assert seen["argv"] == ODD_ARGS and not seen["env"]["APPTAINER_CONTAINER"]
     assert node.calls() == []
 
@@ -357,7 +384,7 @@ def test_the_default_path_never_imports_pluggy_or_yaml(node: Node) -> None:
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(node.state_path),
                            str(WRAPPER), str(ROOT), str(node.job)], cwd=node.sandbox,
                           env=node.env(MODULES=str(modules)), capture_output=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.startswith(b"export "), proc.stderr
+    assert proc.returncode == 0 and b"\nexec '" in proc.stdout, proc.stderr
     imported = set(modules.read_text().split())
     assert "glidein_plugins.launch" in imported
     assert not {"pluggy", "yaml", "glidein_plugins.manager", "glidein_plugins.runner"} & imported

@@ -74,24 +74,28 @@ class Glidein:
                 machine_ad: dict[str, str] | None = None, **values: str) -> dict[str, str]:
         """The job's environment: the glidein's, what condor_startup.sh exports to jobs (every
         condor_vars.lst line with a JobEnv column, its glidein_config value: the state's path,
-        the launch mode...), and what the starter sets (the ads in the sandbox, the error
-        file)."""
+        the launch mode...), and what the starter sets (the ads in the sandbox, the machine
+        ad with every attribute condor_startup.sh gave the startd; the error file)."""
         config = gconfig_values(self.work / "glidein_config")
-        exported = {}
+        exported, published = {}, {}
         for line in (self.work / "condor_vars.lst").read_text().splitlines():
             if line.startswith("#") or len(line.split()) != 7:
                 continue
-            var, _, _, condor_name, _, _, job_env = line.split()
-            if job_env != "-" and config.get(var):
-                condor_name = var if condor_name == "+" else condor_name
-                name = {"+": var, "@": condor_name}.get(job_env, job_env)
-                exported[name] = config[var]
+            var, kind, _, condor_name, _, to_startd, job_env = line.split()
+            if not config.get(var):
+                continue
+            condor_name = var if condor_name == "+" else condor_name
+            if job_env != "-":
+                exported[{"+": var, "@": condor_name}.get(job_env, job_env)] = config[var]
+            if to_startd == "Y":
+                published[condor_name] = (ad_string(config[var]) if kind == "S"
+                                          else config[var])
         return {
             **self.glidein_env, **exported,
             "_CONDOR_JOB_AD": str(write_ad(sandbox / ".job.ad", {
                 "ClusterId": "7", "Iwd": ad_string(str(sandbox)), **(job_ad or {})})),
             "_CONDOR_MACHINE_AD": str(write_ad(sandbox / ".machine.ad", {
-                "Name": ad_string("slot1_1@node"), **(machine_ad or {})})),
+                "Name": ad_string("slot1_1@node"), **published, **(machine_ad or {})})),
             "_CONDOR_WRAPPER_ERROR_FILE": str(sandbox / ".job_wrapper_failure"),
             "RUNTIME_ARGV_LOG": str(self.runtime_log),
             **values,
@@ -105,14 +109,19 @@ class Glidein:
 
 def set_up(tmp_path: Path, fake_cvmfs: FakeCvmfs, frontend: str = "REQUIRED",
            env: dict[str, str] | None = None, config: str = "", **values: str) -> Glidein:
-    """``glidein-plugins setup`` on the fake node; it must succeed."""
+    """``glidein-plugins setup`` on the fake node; it must succeed. With ``config``, the package
+    is deployed as the tarball has it: ``PKG/glidein_plugins`` (a link to this one) and the
+    entry's config in ``PKG/factory_configs``, where job start reads it too."""
     install_container_runtime(fake_cvmfs.bin)
     work = make_work_dir(tmp_path / "glidein", {"GLIDEIN_Singularity_Use": frontend, **values})
     glidein_env = fake_cvmfs.env(**(env or {}))
     if config:
-        (tmp_path / "configs").mkdir()
-        (tmp_path / "configs" / "entry.yaml").write_text(config)
-        glidein_env["GLIDEIN_PLUGINS_CONFIG_DIR"] = str(tmp_path / "configs")
+        package = tmp_path / "package"
+        (package / "factory_configs").mkdir(parents=True)
+        (package / "glidein_plugins").symlink_to(ROOT / "glidein_plugins")
+        (package / "factory_configs" / "entry.yaml").write_text(config)
+        glidein_env.update(GLIDEIN_PLUGINS_CONFIG_DIR=str(package / "factory_configs"),
+                           PYTHONPATH=str(package))
     result = glidein_result(run_cli(["setup", "glidein_config", "entry"], work, glidein_env), work)
     assert result.exit_code == 0, result.stdout
     path = result.config.get("GLIDEIN_PLUGINS_STATE")
@@ -170,8 +179,6 @@ def test_in_condor_job_wrapper_the_fragments_around_it_run_as_without_containers
     log = tmp_path / "fragments.log"
     job = install_printing_job(tmp_path / "jobs")
     env = glidein.job_env(sandbox, FRAGMENT_LOG=str(log))
-    # concatenated, the wrapper cannot find the package beside itself: setup must export it
-    env.setdefault("GLIDEIN_PLUGINS_DIR", str(ROOT))
     seen = job_view(run_wrapper([str(job), *ODD_ARGS], sandbox, env, wrapper=wrapper))
     assert seen["argv"] == ODD_ARGS and seen["env"]["AFTER_RAN"] == "yes"
     assert log.read_text().splitlines() == ["before outside", "before 1", "after 1"]

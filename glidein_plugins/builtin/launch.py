@@ -2,8 +2,9 @@
 
 It applies ``glidein_plugins.launch.build`` (every rule is in that module's docstring), ``trylast``
 so that a VO plugin implementing the hook is asked first. It needs the setup state: the one in
-``context.state("launch")["setup_state"]`` when the caller put it there, else the file named by
-``GLIDEIN_PLUGINS_STATE`` (the environment, else the machine ad). When the job cannot start in a
+``context.state("launch")["setup_state"]`` when the caller put it there (the job wrapper does),
+else the file the machine ad's ``GLIDEIN_PLUGINS_STATE`` names (never the environment: at job
+start it is the job's). When the job cannot start in a
 container it returns None, with the reason in the trace: the caller then asks ``launch.build``
 for the refusal (its reason, and whether the job may run on the host).
 
@@ -48,8 +49,13 @@ STATE_KEY = "setup_state"  # context.state("launch")[STATE_KEY]: a loaded SetupS
 
 
 def _positive(value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
+    """A finite positive number (not a bool, not an integer beyond any float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
 
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -90,11 +96,10 @@ def state_for(context: Context, machine_ad: Mapping[str, str]) -> setup_state.Se
     kept = context.state(PLUGIN).get(STATE_KEY)
     if isinstance(kept, setup_state.SetupState):
         return kept
-    path = setup_state.locate(context.environ, launch.as_ad(machine_ad))
+    path = setup_state.locate(launch.as_ad(machine_ad))
     if not path:
-        raise GlideinFailure(FailureType.CONFIG, f"no setup state: {setup_state.ATTRIBUTE} is "
-                                                 "set neither in the environment nor in the "
-                                                 "machine ad")
+        raise GlideinFailure(FailureType.CONFIG, f"no setup state: the machine ad has no "
+                                                 f"{setup_state.ATTRIBUTE}")
     try:
         state = setup_state.load(path)
     except ValueError as exc:
