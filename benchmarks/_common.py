@@ -110,9 +110,10 @@ def package() -> Package:
 
 
 def unpack(tarball: Path, directory: Path) -> Path:
-    """``tar -xzf`` into ``directory`` (made), as GlideinWMS untars."""
+    """``tar -xmzf`` into ``directory`` (made), as GlideinWMS untars (``-m``: the files get the
+    time of extraction)."""
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(directory)], check=True,
+    subprocess.run(["tar", "-xmzf", str(tarball), "-C", str(directory)], check=True,
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     return directory
 
@@ -173,10 +174,17 @@ class Node:
         """glidein_config as the last run left it."""
         return gconfig_values(self.work / "glidein_config")
 
+    def untar_again(self) -> None:
+        """The package as a new glidein finds it: the tarball untarred afresh (``tar -m``)."""
+        shutil.rmtree(self.pkg)
+        unpack(package().tarball, self.pkg)
+
     def clear_bytecode(self) -> None:
-        """The unpacked tree as untarred: no ``__pycache__`` (the next run compiles)."""
-        for cache in list(self.pkg.rglob("__pycache__")):
-            shutil.rmtree(cache)
+        """The unpacked tree without bytecode, as a Python other than the one ``pack``
+        compiled for finds it (the next run compiles every module; the parsed configurations
+        stay)."""
+        for compiled in list(self.pkg.rglob("*.pyc")):
+            compiled.unlink()
 
 
 def fakes(top: Path) -> tuple[FakeBin, FakeCvmfs]:
