@@ -133,14 +133,20 @@ def test_the_manifest_hashes_every_other_file_and_version_names_it(unpacked: Pat
     assert {line.split()[0] for line in version[1:]} == {"pluggy", "PyYAML"}
 
 
+def python_in(unpacked: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """``python -I -S -c CODE UNPACKED``: no site-packages at all, only the standard library
+    and what ``code`` puts on sys.path."""
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
+                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_the_vendored_packages_import_from_the_tarball_alone(unpacked: Path) -> None:
     """``-I -S``: no site-packages at all, so pluggy and yaml can only come from the tarball."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import pluggy, yaml, glidein_plugins;"
             "print(pluggy.__file__); print(yaml.__file__); print(glidein_plugins.__file__);"
             "print(yaml.__with_libyaml__, yaml.safe_load('a: [1, 2]'))")
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
-                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    proc = python_in(unpacked, code)
     assert proc.returncode == 0, proc.stderr
     *paths, last = proc.stdout.splitlines()
     assert all(Path(path).is_relative_to(unpacked) for path in paths), paths
@@ -154,9 +160,7 @@ def test_the_shipped_configurations_load_without_pyyaml(unpacked: Path) -> None:
             "config = factory_config.load(sorted(Path(sys.argv[1], 'factory_configs')"
             ".glob('*.yaml')));"
             "print('yaml' in sys.modules, len(config.files), sorted(config.entries))")
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
-                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    proc = python_in(unpacked, code)
     assert proc.returncode == 0, proc.stderr
     shipped = sorted((unpacked / "factory_configs").glob("*.yaml"))
     expected = factory_config.load(shipped)
@@ -174,9 +178,7 @@ def test_the_shipped_bytecode_is_used_not_rewritten(unpacked: Path) -> None:
     assert len(shipped) > 80, "bytecode for every module"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import glidein_plugins.cli, "
             "glidein_plugins.builtin.probe, glidein_plugins.gpu.detect, yaml, pluggy")
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(unpacked)],
-                          cwd=unpacked.parent, env=clean_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    proc = python_in(unpacked, code)
     assert proc.returncode == 0, proc.stderr
     assert pycs() == shipped
 

@@ -28,7 +28,7 @@ from conftest import (
     run_wrapper,
 )
 from test_wrapper import Node, node  # noqa: F401 - the node fixture
-from test_wrapper_e2e import VO_PLUGIN, set_up
+from test_wrapper_e2e import VO_PLUGIN, Glidein, set_up
 
 from glidein_plugins import launch, setup_state, wrap
 from glidein_plugins.testing import FakeCvmfs
@@ -157,16 +157,21 @@ def glidein_job_launch(context, job):
 '''
 
 
+def with_drop_in(tmp_path: Path, fake_cvmfs: FakeCvmfs, name: str, source: str) -> Glidein:
+    """A glidein set up with the site drop-in ``name`` (a job-start plugin) enabled."""
+    plugins = tmp_path / "vo_plugins"
+    plugins.mkdir()
+    (plugins / f"{name}.py").write_text(source)
+    return set_up(tmp_path, fake_cvmfs, config=json.dumps({"version": 1, "defaults": {
+        "plugins": {"directories": [str(plugins)], "enable": [name]},
+        "settings": {"launch": {"failure_delay": 0}}}}))
+
+
 def test_what_a_job_start_plugin_writes_on_stdout_is_never_evaluated(
         tmp_path: Path, fake_cvmfs: FakeCvmfs) -> None:
     """The wrapper ``eval``s the Python part's stdout: while plugins run, fd 1 is the job's
     stderr, so a plugin's ``print``, a write to fd 1 or a child's output is shown, never run."""
-    plugins = tmp_path / "vo_plugins"
-    plugins.mkdir()
-    (plugins / "chatty.py").write_text(CHATTY_PLUGIN)
-    glidein = set_up(tmp_path, fake_cvmfs, config=json.dumps({"version": 1, "defaults": {
-        "plugins": {"directories": [str(plugins)], "enable": ["chatty"]},
-        "settings": {"launch": {"failure_delay": 0}}}}))
+    glidein = with_drop_in(tmp_path, fake_cvmfs, "chatty", CHATTY_PLUGIN)
     assert glidein.state is not None and glidein.state.job_hooks == ("chatty",)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -380,12 +385,7 @@ def test_the_job_cannot_choose_the_job_start_plugins(
     (``GLIDEIN_PLUGINS_DISABLE``), nor bring its own configuration enabling a plugin of its
     own (``GLIDEIN_PLUGINS_CONFIG_DIR``: a drop-in that would run as the pilot). What runs is
     what setup found (the state's ``job_hooks``), configured from the package."""
-    plugins = tmp_path / "vo_plugins"
-    plugins.mkdir()
-    (plugins / "myvo.py").write_text(VO_PLUGIN)
-    glidein = set_up(tmp_path, fake_cvmfs, config=json.dumps({"version": 1, "defaults": {
-        "plugins": {"directories": [str(plugins)], "enable": ["myvo"]},
-        "settings": {"launch": {"failure_delay": 0}}}}))
+    glidein = with_drop_in(tmp_path, fake_cvmfs, "myvo", VO_PLUGIN)
     sandbox = glidein.sandbox()
     markers = tmp_path / "markers"
     markers.mkdir()
