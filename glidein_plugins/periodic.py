@@ -13,8 +13,10 @@ internal error. It re-checks what setup proved, cheaply and within a total time 
   than the probe's ``cache_ttl``, the full probe runs again (a container is started), and a
   feature setup relied on (``--contain``, ``--pid``, binding onto missing targets) that no
   longer works counts as broken: the wrapper's command line would fail;
-- **CVMFS**: every repository holding the runtime, an image or a bind source, and those named
-  by ``GLIDEIN_PLUGINS_CVMFS_REPOS`` or ``CVMFSReposList`` (comma or space separated), still
+- **CVMFS**: every repository holding the runtime, an image or a bind source, those the
+  ``cvmfs`` plugin advertised at setup (its ``repositories`` setting and ``GLIDEIN_CVMFS_REPOS``),
+  and those named by ``GLIDEIN_PLUGINS_CVMFS_REPOS`` or ``CVMFSReposList`` (comma, colon or
+  space separated), still
   readable: one bounded ``stat`` of ``ROOT/REPO/.`` per repository, concurrently, so a stale
   mount costs a timeout, not a hang;
 - **disk**: the glidein's local tmp dir, under which the runtime keeps its image cache and
@@ -60,6 +62,7 @@ from typing import Any, Callable, TextIO
 
 from glidein_plugins import classad, commands, factory_config, glidein_config, paths, result_xml
 from glidein_plugins import setup_state as state_file
+from glidein_plugins.builtin import cvmfs
 from glidein_plugins.context import Context, Deadline
 from glidein_plugins.errors import InputError
 from glidein_plugins.images import under
@@ -69,11 +72,10 @@ DEFAULT_BUDGET = 60.0
 BUDGET_KEY = "GLIDEIN_PLUGINS_PERIODIC_BUDGET"
 MIN_FREE_KEY = "GLIDEIN_PLUGINS_PERIODIC_MIN_FREE_MB"
 DEFAULT_MIN_FREE_MB = 1024
-REPO_KEYS = ("GLIDEIN_PLUGINS_CVMFS_REPOS", "CVMFSReposList")
+REPO_KEYS = ("GLIDEIN_PLUGINS_CVMFS_REPOS", "CVMFSReposList", cvmfs.REPOS_KEY)
 CHECK_TIMEOUT = 20.0  # seconds for one look at CVMFS or the disk (capped by the budget)
 OUTPUT_MARGIN = 1.0  # seconds of the budget kept for printing
 RELIED_ON = ("contain", "pid_namespaces", "missing_target")  # features the wrapper's line uses
-_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _DISK_USAGE = ("import shutil, sys\nusage = shutil.disk_usage(sys.argv[1])\n"
                "print(usage.free, usage.total)")
 
@@ -182,10 +184,10 @@ def repositories(facts: Facts, root: str, configured: Iterable[str]) -> tuple[
         if under(path, root) and path.rstrip("/") != root:
             found[path[len(root) + 1:].split("/", 1)[0]] = True
     for text in configured:
-        for name in re.split(r"[\s,]+", text.strip()):
+        for name in re.split(r"[\s,:]+", text.strip()):
             if not name:
                 continue
-            if _REPO.match(name):
+            if not cvmfs.name_problem(name):
                 found.setdefault(name, False)
             else:
                 notes.append(f"{name} is not a CVMFS repository name")
@@ -194,7 +196,10 @@ def repositories(facts: Facts, root: str, configured: Iterable[str]) -> tuple[
 
 def check_cvmfs(context: Context, facts: Facts, root: str) -> Check:
     """Every repository still readable (a bounded ``stat`` of ``ROOT/REPO/.`` each)."""
-    wanted, notes = repositories(facts, root, (context.get(key) or "" for key in REPO_KEYS))
+    listed = context.entry.plugin_settings(cvmfs.PLUGIN).get("repositories")
+    wanted, notes = repositories(facts, root, [
+        *(context.get(key) or "" for key in REPO_KEYS),
+        *(name for name in (listed if isinstance(listed, list) else []) if isinstance(name, str))])
     if not wanted:
         return Check(not notes, "; ".join(notes), critical=False)
     looked = paths.inspect([f"{root}/{repo}/." for repo in wanted], CHECK_TIMEOUT,

@@ -252,9 +252,11 @@ def left_running(path: Path, within: float = 10.0) -> list[str]:
 
 def test_a_configured_repository_that_is_missing_does_not_stop_containers(node: Node) -> None:
     node.add_config(GLIDEIN_PLUGINS_CVMFS_REPOS='cms.cern.ch, ../etc, bad"name\\x',
-                    CVMFSReposList="singularity.opensciencegrid.org")
+                    CVMFSReposList="singularity.opensciencegrid.org",
+                    GLIDEIN_CVMFS_REPOS="atlas.cern.ch:singularity.opensciencegrid.org")
     ad, _ = node.periodic()
     assert (ad["HAS_CVMFS_cms_cern_ch"], ad[REPO]) == (False, True)
+    assert ad["HAS_CVMFS_atlas_cern_ch"] is False  # GlideinWMS's list, as the cvmfs plugin reads it
     assert ad["GLIDEIN_PLUGINS_CVMFS_OK"] is False
     reason = str(ad["GLIDEIN_PLUGINS_CVMFS_REASON"])
     assert "cms.cern.ch does not exist" in reason
