@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FakeCvmfs, glidein_result, make_work_dir, run_cli
+from conftest import FakeCvmfs, GlideinResult, glidein_result, make_work_dir, run_cli
 
 from glidein_plugins import __version__, factory_config, pack
 
@@ -204,6 +204,19 @@ def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def run_setup_script(work: Path, script: str, python: str, fake_cvmfs: FakeCvmfs
+                     ) -> tuple[subprocess.CompletedProcess[str], GlideinResult]:
+    """``SCRIPT glidein_config entry`` in ``work`` as glidein_startup.sh runs it, with
+    ``python`` the only interpreter tried; it must succeed."""
+    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=python,
+                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
+    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    result = glidein_result(proc, work)
+    assert result.exit_code == 0, proc.stdout + proc.stderr
+    return proc, result
+
+
 @pytest.mark.parametrize("layout", ["tarball", "glideinwms"])
 def test_the_setup_script_runs_from_the_unpacked_tarball_alone(
         tmp_path: Path, tarball: Path, bare_python: str, fake_cvmfs: FakeCvmfs,
@@ -221,12 +234,7 @@ def test_the_setup_script_runs_from_the_unpacked_tarball_alone(
         shutil.copy2(untarred / "hooks" / "glidein_plugins_setup.sh", work / script)
     make_work_dir(work, {"GLIDEIN_Singularity_Use": "PREFERRED"})
     binary = fake_cvmfs.bin.install_runtime("apptainer")
-    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=bare_python,
-                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
-    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    result = glidein_result(proc, work)
-    assert result.exit_code == 0, proc.stdout + proc.stderr
+    proc, result = run_setup_script(work, script, bare_python, fake_cvmfs)
     assert f"using {bare_python} " in proc.stderr
     assert (result.metrics["use_singularity"], result.metrics["singularity_mode"]) == (
         "True", "PREFERRED")
@@ -277,12 +285,7 @@ def test_the_shipped_vo_entries_run_from_the_tarball_alone(
     shutil.copy2(untarred / "hooks" / "glidein_plugins_setup.sh", work / script)
     make_work_dir(work, {"GLIDEIN_Entry_Name": entry, "GLIDEIN_Singularity_Use": "PREFERRED"})
     expected = node(fake_cvmfs)
-    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=bare_python,
-                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
-    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    result = glidein_result(proc, work)
-    assert result.exit_code == 0, proc.stdout + proc.stderr
+    proc, result = run_setup_script(work, script, bare_python, fake_cvmfs)
     assert result.config["HAS_SINGULARITY"] == "True"
     assert platform in result.config["SINGULARITY_IMAGES_DICT"]
     for name, value in expected.items():
