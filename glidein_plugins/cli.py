@@ -180,12 +180,17 @@ def cmd_pack(args: argparse.Namespace) -> int:
     from glidein_plugins import pack  # noqa: PLC0415 - only this command needs it
 
     try:
-        packed = pack.build(Path(args.output), pythons=args.bytecode_for or None)
+        packed = pack.build(Path(args.output), pythons=args.bytecode_for or None,
+                            configs=args.factory_configs and Path(args.factory_configs),
+                            vendor_from=[Path(path) for path in args.vendor_from or ()])
     except (pack.PackError, OSError) as exc:
         print(f"glidein-plugins: error: pack: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {packed.path}: {packed.size} bytes ({packed.size / 1024:.1f} KiB), "
           f"{packed.files} files, sha256 {packed.sha256}")
+    print(f"vendored: {'; '.join(packed.vendored)}")
+    for note in packed.notes:
+        print(f"note: {note}")
     print("psutil is not included (compiled): the package runs without it")
     return 0
 
@@ -270,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ship bytecode for this interpreter (repeat for several; default: "
                            "the one running pack); a glidein whose Python is one of them "
                            "skips compiling at start-up")
+    pack.add_argument("--factory-configs", metavar="DIR",
+                      help="ship DIR/*.yaml as the factory configuration (default: the "
+                           "package's factory_configs/); the VO plugins they enable are "
+                           "shipped too")
+    pack.add_argument("--vendor-from", action="append", metavar="DIR",
+                      help="wheels or sdists of the pluggy and PyYAML that vendor.lock pins, "
+                           "for when the installed ones are other versions (repeatable)")
     pack.set_defaults(func=cmd_pack)
 
     fxml = with_config(sub.add_parser(

@@ -31,7 +31,7 @@ from glidein_plugins import __version__
 from glidein_plugins.errors import ConfigError
 
 EMBEDDED = Path(__file__).with_name("default_config.yaml")
-PLUGIN_LISTS = ("enable", "disable", "required", "directories")
+PLUGIN_LISTS = ("enable", "disable", "required", "optional", "directories")
 SECTION_KEYS = ("budget_seconds", "plugins", "attributes", "settings")
 ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 
@@ -54,6 +54,7 @@ class EntryConfig:
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
     directories: tuple[str, ...] = ()
     attributes: Mapping[str, Setting] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, Setting]] = field(default_factory=dict)
@@ -82,7 +83,7 @@ class Section:
 
     def plugin_references(self) -> Iterable[tuple[str, str]]:
         """``(plugin name, file:line)`` for every plugin this section names."""
-        for key in ("enable", "disable", "required"):
+        for key in ("enable", "disable", "required", "optional"):
             yield from ((item.value, item.where) for item in self.lists[key])
         yield from self.settings_where.items()
 
@@ -95,12 +96,18 @@ class FactoryConfig:
     entries: dict[str, tuple[Section, str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
-    def entry(self, name: str) -> EntryConfig:
-        """The configuration of entry ``name`` (the defaults alone when it has no section)."""
+    def merged(self, name: str) -> Section:
+        """Entry ``name``'s section merged over the defaults (the defaults alone when it has
+        no section of its own)."""
         merged = Section()
         merged.merge(self.defaults)
         if name in self.entries:
             merged.merge(self.entries[name][0])
+        return merged
+
+    def entry(self, name: str) -> EntryConfig:
+        """The configuration of entry ``name`` (the defaults alone when it has no section)."""
+        merged = self.merged(name)
         return EntryConfig(
             name=name,
             budget_seconds=float(merged.budget.value) if merged.budget else 120.0,

@@ -188,10 +188,11 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
     """A new manager for ``entry``: never a global one, so every run starts clean.
 
     Built-ins are registered under short names (``mode``, ``singularity``); names in the
-    entry's ``disable`` list or ``$GLIDEIN_PLUGINS_DISABLE`` are blocked; ``enable`` and
-    ``required`` load entry-point plugins; every ``*.py`` in ``directories`` is loaded, unless
-    it or its directory could be changed by someone else (``unsafe``). What cannot be loaded is
-    in ``problems``, fatal only for a required plugin.
+    entry's ``disable`` list or ``$GLIDEIN_PLUGINS_DISABLE`` are blocked; ``enable``,
+    ``required`` and ``optional`` load entry-point plugins; every ``*.py`` in ``directories`` is
+    loaded, unless it or its directory could be changed by someone else (``unsafe``). What
+    cannot be loaded is in ``problems``: fatal for a plugin the entry names (``enable``,
+    ``required``) unless it also marks it ``optional``; a warning for the others.
     """
     pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -215,8 +216,8 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
     # built-ins, then entry points in the entry's order, then drop-ins in directory order.
     # Whether a plugin is required changes what its failure means, never when it is called.
     wanted = [name for name, (_, on) in BUILTINS.items() if on]
-    wanted += [name for name in (*entry.enable, *entry.required)
-               if name not in wanted and name not in site]
+    named = (*entry.enable, *entry.required, *entry.optional)
+    wanted += [name for name in dict.fromkeys(named) if name not in wanted and name not in site]
     wanted += [name for name in site if name not in wanted]
     points: dict[str, tuple[metadata.EntryPoint, str, str]] | None = None
     checked: dict[Path, str] = {}  # directory -> why it is unsafe ('' if it is not)
@@ -224,7 +225,7 @@ def build(entry: EntryConfig, environ: Mapping[str, str]) -> Plugins:
     for name in wanted:
         if name in plugins.blocked:
             continue
-        fatal = name in entry.required
+        fatal = name in entry.required or (name in entry.enable and name not in entry.optional)
         if name in BUILTINS:
             info = PluginInfo(name, "builtin", hookspecs.PROJECT, location=BUILTINS[name][0])
             _register(plugins, info, lambda n=name: importlib.import_module(BUILTINS[n][0]), fatal)

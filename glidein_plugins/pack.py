@@ -4,13 +4,18 @@ Layout (every path relative to the untar directory)::
 
     glidein_plugins/        the package (its __pycache__: bytecode and parsed configs, see below)
     hooks/                  setup script, job wrapper, periodic script
-    factory_configs/        the factory's per-entry YAML
+    factory_configs/        the factory's per-entry YAML (``--factory-configs DIR``, else ours)
     pluggy/  yaml/          vendored pure-Python dependencies (PyYAML without its C extension)
+    NAME/  NAME.dist-info/  each enabled VO plugin's distribution (``pack_plugins``)
     licenses/               the vendored distributions' licence files
-    VERSION                 ``glidein_plugins VERSION`` then each vendored ``NAME VERSION``
+    VERSION                 ``glidein_plugins VERSION`` then ``NAME VERSION LICENSE`` for each
+                            vendored distribution (``plugins=...`` for the VO plugins')
     MANIFEST                ``SHA256  PATH`` for every other file (``sha256sum -c MANIFEST``)
 
-psutil is not vendored (it has compiled parts): the package works without it.
+pluggy and PyYAML are exactly the files ``vendor.lock`` pins (``vendor``); psutil is not
+vendored (it has compiled parts): the package works without it. The sources are the same from
+a checkout and from any install (hooks/ and factory_configs/ travel in the wheel as
+``glidein_plugins/_tarball/``), so both give the same bytes.
 
 Bytecode (``__pycache__/*.TAG.pyc``) is shipped for each interpreter named (default: the one
 packing): a glidein whose Python is one of them skips compiling ~95 modules at start-up. The
@@ -18,36 +23,34 @@ packing): a glidein whose Python is one of them skips compiling ~95 modules at s
 so modification times say nothing); another Python ignores them and compiles as usual. The
 YAML configurations are shipped parsed too (``factory_config``).
 
-The build is reproducible: entries sorted, owner root:root with no names, modes 0755/0644,
-one fixed mtime, gzip header without a name or time. Building twice gives identical bytes.
+The build is reproducible: entries sorted, owner root:root with no names, modes 0755 (hooks/
+and directories) or 0644, one fixed mtime, gzip header without a name or time. Building twice
+gives identical bytes.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import os
-import re
 import sys
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from glidein_plugins import __version__, commands, factory_config
+from glidein_plugins import __version__, commands, factory_config, pack_plugins, vendor
 from glidein_plugins.errors import ConfigError
 
 MTIME = 946684800  # 2000-01-01T00:00:00Z: every entry's fixed modification time
-# (import name, distribution name, file name suffixes vendored)
-VENDORED = (("pluggy", "pluggy", (".py", "py.typed")), ("yaml", "PyYAML", (".py",)))
 SOURCE_DIRS = ("hooks", "factory_configs")
 SKIPPED_DIRS = {"__pycache__"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd")
-# the plugin-author kit (pytest fixtures, fake runtimes) has no use on a worker node
-SKIPPED_PACKAGE_DIRS = ("testing",)
+# no use on a worker node: the plugin-author kit (pytest fixtures, fake runtimes), and hooks/
+# and factory_configs/ as installed from a wheel (they ship at the top level)
+SKIPPED_PACKAGE_DIRS = ("testing", "_tarball")
 
 
 class PackError(Exception):
@@ -56,12 +59,24 @@ class PackError(Exception):
 
 @dataclass(frozen=True)
 class Packed:
-    """What ``build`` wrote."""
+    """What ``build`` wrote, and what went in besides the package."""
 
     path: Path
     size: int
     files: int
     sha256: str
+    vendored: tuple[str, ...]  # VERSION's lines after the first
+    notes: tuple[str, ...]  # plugins left to the node or left out
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Every file of the tarball but MANIFEST (arcname -> bytes), and what they hold."""
+
+    contents: dict[str, bytes]
+    configs: dict[str, Path]  # arcname -> the YAML file packed (to ship it parsed)
+    vendored: tuple[str, ...]
+    notes: tuple[str, ...]
 
 
 def tarball_name(version: str = __version__) -> str:
@@ -72,8 +87,7 @@ def _tree(source: Path, arcdir: str, suffixes: tuple[str, ...] = ()) -> dict[str
     """Every regular file under ``source`` as ``arcdir/relative path``, caches and compiled
     files left out (only names ending with ``suffixes`` when given)."""
     if not source.is_dir():
-        raise PackError(f"{source}: not a directory (pack needs a source checkout holding "
-                        f"glidein_plugins/, hooks/ and factory_configs/ side by side)")
+        raise PackError(f"{source}: not a directory")
     files = {}
     for directory, subdirs, names in os.walk(source):
         subdirs[:] = [name for name in subdirs
@@ -87,47 +101,47 @@ def _tree(source: Path, arcdir: str, suffixes: tuple[str, ...] = ()) -> dict[str
     return files
 
 
-def _vendored() -> tuple[dict[str, Path], list[str]]:
-    """The vendored packages' files (from this interpreter's installed distributions) and
-    their ``NAME VERSION`` lines."""
-    files: dict[str, Path] = {}
-    versions = []
-    for module, dist_name, suffixes in VENDORED:
-        spec = importlib.util.find_spec(module)
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        if not locations:
-            raise PackError(f"{module}: not installed for this Python (pip install {dist_name})")
-        try:
-            dist = metadata.distribution(dist_name)
-        except metadata.PackageNotFoundError:
-            raise PackError(f"{dist_name}: no distribution metadata found") from None
-        requires = " ".join(dist.metadata.get_all("Requires-Python") or [])
-        floor = re.search(r">=\s*3\.(\d+)", requires)
-        if floor and int(floor.group(1)) > 9:
-            raise PackError(f"{dist_name} {dist.version} needs Python 3.{floor.group(1)} or "
-                            f"newer; the glidein tarball must run on Python 3.9: install an "
-                            f"older {dist_name} to pack")
-        files.update(_tree(Path(locations[0]), module, suffixes))
-        for item in dist.files or ():
-            if re.search(r"(LICEN[CS]E|COPYING)", item.name, re.IGNORECASE):
-                files[f"licenses/{dist_name}-{item.name}"] = Path(str(item.locate()))
-        versions.append(f"{dist_name} {dist.version}")
-    return files, versions
-
-
-def sources(root: Path | None = None) -> tuple[dict[str, Path], str]:
-    """Every file of the tarball but MANIFEST and VERSION (arcname -> source), and VERSION's
-    text. ``root`` holds glidein_plugins/, hooks/ and factory_configs/ (default: the checkout
-    this package is in)."""
+def source_dir(name: str) -> Path:
+    """Where this install keeps ``hooks`` or ``factory_configs``: inside the package when
+    installed from a wheel, beside it in a source checkout (or an editable install)."""
     package = Path(__file__).resolve().parent
-    root = root or package.parent
-    files = {name: path for name, path in _tree(root / "glidein_plugins", "glidein_plugins").items()
+    installed = package / "_tarball" / name
+    return installed if installed.is_dir() else package.parent / name
+
+
+def sources(configs: Path | None = None, vendor_from: Sequence[Path] = ()) -> Sources:
+    """Every file of the tarball but MANIFEST: the package, hooks/, the factory configs
+    (``configs``, default: the shipped ones), the locked pluggy and PyYAML (installed, else
+    from the archives in ``vendor_from``), and the VO plugins the configs enable."""
+    package = Path(__file__).resolve().parent
+    files = {name: path for name, path in _tree(package, "glidein_plugins").items()
              if name.split("/")[1] not in SKIPPED_PACKAGE_DIRS}
-    for name in SOURCE_DIRS:
-        files.update(_tree(root / name, name))
-    vendored, versions = _vendored()
-    files.update(vendored)
-    return files, "".join(f"{line}\n" for line in [f"glidein_plugins {__version__}", *versions])
+    files.update(_tree(source_dir("hooks"), "hooks"))
+    yaml_files = _tree(configs or source_dir("factory_configs"), "factory_configs", (".yaml",))
+    files.update(yaml_files)
+    try:
+        config = factory_config.load(sorted(yaml_files.values(), key=lambda path: path.name))
+        plugins = pack_plugins.collect(config)
+    except ConfigError as exc:
+        raise PackError(f"factory configuration: {exc}") from None
+    except pack_plugins.CannotShip as exc:
+        raise PackError(str(exc)) from None
+    contents = {name: path.read_bytes() for name, path in files.items()}
+    versions = [f"glidein_plugins {__version__}"]
+    locked = vendor.read_lock()
+    for dist in locked:
+        try:
+            contents.update(vendor.files(dist, vendor_from))
+        except vendor.VendorError as exc:
+            raise PackError(f"{exc}. Get the locked files with: {vendor.fetch_command(locked)}"
+                            " then pack --vendor-from DIR") from None
+        versions.append(f"{dist.name} {dist.version} {dist.license}")
+    for shipped in plugins.shipped:
+        contents.update({name: path.read_bytes() for name, path in shipped.files.items()})
+        versions.append(shipped.line)
+    contents["VERSION"] = "".join(f"{line}\n" for line in versions).encode()
+    return Sources(contents, {name: path for name, path in files.items()
+                              if name.endswith(".yaml")}, tuple(versions[1:]), plugins.notes)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes | None, executable: bool) -> None:
@@ -145,19 +159,17 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | None, executable: bool) 
         tar.addfile(info, io.BytesIO(data))
 
 
-def _parsed_configs(files: dict[str, Path]) -> dict[str, tuple[bytes, bool]]:
+def _parsed_configs(configs: dict[str, Path]) -> dict[str, bytes]:
     """The parsed form of every shipped YAML configuration (see ``factory_config``), which
     spares the glidein PyYAML; a configuration with errors stops the build."""
     found = {}
-    for name, path in files.items():
-        if name.endswith(".yaml") and name.split("/")[0] in ("factory_configs", "glidein_plugins"):
-            try:
-                data = factory_config.compiled(path)
-            except ConfigError as exc:
-                raise PackError(f"{name}: {exc}") from None
-            if data is not None:
-                cache = factory_config.cache_path(Path(name)).as_posix()
-                found[cache] = (data, False)
+    for name, path in configs.items():
+        try:
+            data = factory_config.compiled(path)
+        except ConfigError as exc:
+            raise PackError(f"{name}: {exc}") from None
+        if data is not None:
+            found[factory_config.cache_path(Path(name)).as_posix()] = data
     return found
 
 
@@ -173,16 +185,15 @@ for name in sys.argv[2:]:
 COMPILE_TIMEOUT = 300.0
 
 
-def bytecode(contents: dict[str, tuple[bytes, bool]],
-             pythons: list[str]) -> dict[str, tuple[bytes, bool]]:
+def bytecode(contents: dict[str, bytes], pythons: list[str]) -> dict[str, bytes]:
     """``__pycache__`` files of every ``.py`` in ``contents`` for each of ``pythons``."""
     sources = sorted(name for name in contents if name.endswith(".py"))
-    found: dict[str, tuple[bytes, bool]] = {}
+    found: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="glidein-plugins-pack-") as tmp:
         for name in sources:
             path = Path(tmp, name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(contents[name][0])
+            path.write_bytes(contents[name])
         for python in pythons:
             result = commands.run([python, "-I", "-S", "-c", _COMPILE, tmp, *sources],
                                   COMPILE_TIMEOUT)
@@ -191,40 +202,35 @@ def bytecode(contents: dict[str, tuple[bytes, bool]],
                 raise PackError(f"cannot compile with {result.reason}{': ' if last else ''}"
                                 f"{last}")
         for path in sorted(Path(tmp).rglob("*.pyc")):
-            found[path.relative_to(tmp).as_posix()] = (path.read_bytes(), False)
+            found[path.relative_to(tmp).as_posix()] = path.read_bytes()
     return found
 
 
-def tarball_bytes(root: Path | None = None,
-                  pythons: list[str] | None = None) -> tuple[bytes, int]:
+def tarball_bytes(found: Sources, pythons: list[str] | None = None) -> tuple[bytes, int]:
     """The gzip tarball's bytes and how many files it holds (bytecode for ``pythons``,
     default: this interpreter; [] for none)."""
-    files, version = sources(root)
-    contents = {name: (path.read_bytes(), os.access(path, os.X_OK)) for name, path in
-                files.items()}
-    contents.update(_parsed_configs(files))
+    contents = dict(found.contents)
+    contents.update(_parsed_configs(found.configs))
     contents.update(bytecode(contents, [sys.executable] if pythons is None else pythons))
-    contents["VERSION"] = (version.encode(), False)
-    manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
-                       for name, (data, _) in sorted(contents.items()))
-    contents["MANIFEST"] = (manifest.encode(), False)
+    contents["MANIFEST"] = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                                   for name, data in sorted(contents.items())).encode()
     dirs = {"/".join(name.split("/")[:depth]) for name in contents
             for depth in range(1, name.count("/") + 1)}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name in sorted(dirs | set(contents)):
-            data, executable = contents.get(name, (None, False))
-            _add(tar, name, data, executable)
+            _add(tar, name, contents.get(name), executable=name.startswith("hooks/"))
     packed = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=packed, compresslevel=9, mtime=0) as gz:
         gz.write(raw.getvalue())
     return packed.getvalue(), len(contents)
 
 
-def build(output_dir: Path, root: Path | None = None,
-          pythons: list[str] | None = None) -> Packed:
+def build(output_dir: Path, pythons: list[str] | None = None, configs: Path | None = None,
+          vendor_from: Sequence[Path] = ()) -> Packed:
     """Write the tarball into ``output_dir`` (created if needed), atomically."""
-    data, count = tarball_bytes(root, pythons)
+    found = sources(configs, vendor_from)
+    data, count = tarball_bytes(found, pythons)
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / tarball_name()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=output_dir)
@@ -236,4 +242,5 @@ def build(output_dir: Path, root: Path | None = None,
     except BaseException:
         os.unlink(tmp)
         raise
-    return Packed(target, len(data), count, hashlib.sha256(data).hexdigest())
+    return Packed(target, len(data), count, hashlib.sha256(data).hexdigest(), found.vendored,
+                  found.notes)
