@@ -163,15 +163,22 @@ def test_a_required_plugin_that_is_disabled_is_fatal():
     assert "plugin singularity" in failure.message and "required but disabled" in failure.message
 
 
-@pytest.mark.parametrize("required", [False, True])
-def test_an_unknown_plugin_name_is_a_problem(required):
-    config = entry(required=("no_such_plugin",)) if required else entry(enable=("no_such_plugin",))
-    plugins = manager.build(config, {})
+# what an entry's naming of a plugin makes of a failure to load it: enabled or required, the
+# setup fails (a VO's veto must never be skipped silently); optional (also when enabled), a
+# warning
+LISTINGS = {"enable": {"enable": True}, "required": {"required": True},
+            "optional": {"optional": False}, "enable+optional": {"enable": False, "optional": False}}
+
+
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_an_unknown_plugin_name_is_a_problem(listing):
+    fatal = all(LISTINGS[listing].values())
+    plugins = manager.build(entry(**{key: ("no_such_plugin",) for key in LISTINGS[listing]}), {})
     found = problem(plugins, "no_such_plugin")
-    assert found.fatal == required
+    assert found.fatal == fatal
     assert "unknown plugin" in found.message and "'glidein_plugins' entry point" in found.message
     failure = setup(plugins).failure
-    if required:
+    if fatal:
         assert failure is not None and failure.type is FailureType.CONFIG
         assert "no_such_plugin" in failure.message
     else:
@@ -209,12 +216,13 @@ def test_a_class_entry_point_is_instantiated(install):
     assert {a.name: a.value for a in setup(plugins).attributes}["VO_CLASS_PLUGIN"] == "1"
 
 
-@pytest.mark.parametrize("required", [False, True], ids=["enabled", "required"])
+@pytest.mark.parametrize("listing", LISTINGS)
 @pytest.mark.parametrize("name", BROKEN)
-def test_a_broken_entry_point_plugin_is_reported_with_its_distribution(install, name, required):
+def test_a_broken_entry_point_plugin_is_reported_with_its_distribution(install, name, listing):
     install("vo-broken", "4.5", {name: name})
-    listed = {"required": (name,)} if required else {"enable": (name,)}
-    plugins = manager.build(entry(disable=OTHER_BUILTINS, **listed), {})
+    required = all(LISTINGS[listing].values())
+    plugins = manager.build(entry(disable=OTHER_BUILTINS,
+                                  **{key: (name,) for key in LISTINGS[listing]}), {})
     found = problem(plugins, name)
     assert (found.distribution, found.fatal) == ("vo-broken", required)
     assert BROKEN[name] in found.message

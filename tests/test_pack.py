@@ -185,13 +185,13 @@ def test_the_shipped_bytecode_is_used_not_rewritten(unpacked: Path) -> None:
 
 def test_bytecode_for_another_interpreter_is_ignored_and_a_bad_one_refused(
         tmp_path: Path) -> None:
-    contents = {"pkg/mod.py": (b"VALUE = 42\n", False)}
+    contents = {"pkg/mod.py": b"VALUE = 42\n"}
     made = pack.bytecode(contents, [sys.executable])
     assert list(made) == [f"pkg/__pycache__/mod.{sys.implementation.cache_tag}.pyc"]
     with pytest.raises(pack.PackError, match="cannot compile with /nonexistent/python"):
         pack.bytecode(contents, ["/nonexistent/python"])
     with pytest.raises(pack.PackError, match="SyntaxError"):
-        pack.bytecode({"pkg/bad.py": (b"def (:\n", False)}, [sys.executable])
+        pack.bytecode({"pkg/bad.py": b"def (:\n"}, [sys.executable])
 
 
 def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:

@@ -32,6 +32,7 @@ entries:
   SAMPLE:
     plugins:
       enable: [samplevo, brokenvo]
+      optional: [brokenvo]
     settings:
       samplevo:
         site: Sample_Site
@@ -39,6 +40,9 @@ entries:
     plugins:
       enable: [samplevo]
       required: [brokenvo]
+  ENABLED:
+    plugins:
+      enable: [samplevo, brokenvo]
   PLAIN: {}
 """
 
@@ -92,7 +96,7 @@ def plugin_rows(stdout: str) -> dict[str, list[str]]:
     return {row[0]: row[1:] for row in rows[1:]}
 
 
-def test_an_enabled_plugin_is_found_by_entry_point_and_a_broken_one_skipped(
+def test_an_enabled_plugin_is_found_by_entry_point_and_an_optional_broken_one_skipped(
         tmp_path, node) -> None:
     proc = run_cli(["plugins", "--entry", "SAMPLE", "--config", "cfg.yaml"], tmp_path, node)
     assert proc.returncode == 0, proc.stderr
@@ -132,9 +136,10 @@ def test_setup_advertises_the_third_party_plugin_and_survives_the_broken_one(
     assert f"plugin brokenvo ({BROKEN[0]}): failed to load" in proc.stdout
 
 
-def test_setup_fails_with_the_distribution_named_when_the_broken_plugin_is_required(
-        tmp_path, node) -> None:
-    work = make_work_dir(tmp_path / "glide", {"GLIDEIN_Entry_Name": "STRICT"})
+@pytest.mark.parametrize("entry", ["STRICT", "ENABLED"])
+def test_setup_fails_with_the_distribution_named_when_the_broken_plugin_is_not_optional(
+        tmp_path, node, entry) -> None:
+    work = make_work_dir(tmp_path / "glide", {"GLIDEIN_Entry_Name": entry})
     proc = run_cli(["setup", "glidein_config", "--config", str(tmp_path / "cfg.yaml")], work,
                    node)
     result = glidein_result(proc, work)
@@ -189,6 +194,6 @@ def test_a_plugin_that_cannot_load_is_an_error_naming_it(tmp_path) -> None:
 
 
 def test_the_glidein_tarball_leaves_the_kit_out() -> None:
-    files, _ = pack.sources(ROOT)  # the checkout (tox runs the tests on an installed wheel)
+    files = pack.sources().contents
     assert "glidein_plugins/runner.py" in files
     assert not [name for name in files if name.startswith("glidein_plugins/testing/")]
