@@ -62,7 +62,7 @@ def read_lock(path: Path = LOCK) -> list[Locked]:
             continue
         fields = line.split(maxsplit=2)
         if not line[0].isspace() and len(fields) == 3 and fields[0] in SHIPPED:
-            found.append(Locked(*fields, files={}))
+            found.append(Locked(fields[0], fields[1], fields[2], files={}))
         elif line[0].isspace() and found and len(fields) == 2 and re.fullmatch(
                 r"[0-9a-f]{64}", fields[0]):
             found[-1].files[fields[1]] = fields[0]
@@ -90,7 +90,7 @@ def lock_entry(archive: Path, license: str) -> Locked:
         raise VendorError(f"{archive.name}: not one of the shipped distributions "
                           f"({', '.join(SHIPPED)})")
     locked = Locked(dist, version, license, {})
-    module, suffixes = SHIPPED[dist]
+    suffixes = SHIPPED[dist][1]
     contents = _archive(archive, locked)
     locked.files.update({path: hashlib.sha256(data).hexdigest()
                          for path, data in contents.items()

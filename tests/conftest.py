@@ -8,8 +8,10 @@ the tests that import them from conftest.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -256,6 +258,41 @@ def run_wrapper(job: Sequence[str], sandbox: Path, env: dict[str, str],
     return subprocess.run([*shell, str(wrapper), *job], cwd=sandbox, env=environ,
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
                           text=True, errors="surrogateescape")
+
+
+def _can_build_wheels() -> bool:
+    """Whether pip can build a setuptools project offline without build isolation: setuptools
+    70.1 and newer build wheels themselves, older ones need the ``wheel`` package."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    from importlib.metadata import version  # noqa: PLC0415
+
+    major, minor = (int(part) for part in re.findall(r"\d+", version("setuptools"))[:2])
+    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> dict[str, Path]:
+    """The test VO plugin distributions (tests/plugins/*_dist), installed offline with
+    ``pip install --target``: each one's copy (``NAME/src``) and its target directory."""
+    if not _can_build_wheels():
+        pytest.skip("this interpreter cannot build a wheel offline (setuptools < 70.1 "
+                    "without the 'wheel' package)")
+    root = tmp_path_factory.mktemp("third_party")
+    found = {}
+    for name in ("sample_vo_dist", "broken_vo_dist"):
+        source = shutil.copytree(ROOT / "tests" / "plugins" / name, root / "src" / name,
+                                 ignore=shutil.ignore_patterns("__pycache__", "build",
+                                                               "*.egg-info"))
+        target = root / "site" / name
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+             "--no-index", "--disable-pip-version-check", "--quiet", "--target", str(target),
+             str(source)],
+            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        found[name], found[f"{name}/src"] = target, Path(source)
+    return found
 
 
 # the installable sample distributions carry their own tests (run by test_third_party.py

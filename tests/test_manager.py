@@ -167,7 +167,8 @@ def test_a_required_plugin_that_is_disabled_is_fatal():
 # setup fails (a VO's veto must never be skipped silently); optional (also when enabled), a
 # warning
 LISTINGS = {"enable": {"enable": True}, "required": {"required": True},
-            "optional": {"optional": False}, "enable+optional": {"enable": False, "optional": False}}
+            "optional": {"optional": False},
+            "enable+optional": {"enable": False, "optional": False}}
 
 
 @pytest.mark.parametrize("listing", LISTINGS)

@@ -9,13 +9,10 @@ writes into its source tree) and put on PYTHONPATH; the CLI then runs as a real 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, glidein_result, make_work_dir, run_cli, startd_values
@@ -23,7 +20,6 @@ from conftest import ROOT, glidein_result, make_work_dir, run_cli, startd_values
 from glidein_plugins import job_ad, pack
 from glidein_plugins.testing import Expr, PluginLoadError, ad_literal, run_phases_in
 
-DISTS = ROOT / "tests" / "plugins"
 SAMPLE = ("glidein-plugins-sample-vo", "0.3.1")
 BROKEN = ("glidein-plugins-broken-vo", "9.9.0")
 CONFIG = """\
@@ -45,40 +41,6 @@ entries:
       enable: [samplevo, brokenvo]
   PLAIN: {}
 """
-
-
-def _can_build_wheels() -> bool:
-    """Whether pip can build a setuptools project offline without build isolation: setuptools
-    70.1 and newer build wheels themselves, older ones need the ``wheel`` package."""
-    if importlib.util.find_spec("setuptools") is None:
-        return False
-    from importlib.metadata import version  # noqa: PLC0415
-
-    major, minor = (int(part) for part in re.findall(r"\d+", version("setuptools"))[:2])
-    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> dict[str, Path]:
-    """Each distribution's copy and its ``pip install --target`` directory."""
-    if not _can_build_wheels():
-        pytest.skip("this interpreter cannot build a wheel offline (setuptools < 70.1 "
-                    "without the 'wheel' package)")
-    root = tmp_path_factory.mktemp("third_party")
-    found = {}
-    for name in ("sample_vo_dist", "broken_vo_dist"):
-        source = shutil.copytree(DISTS / name, root / "src" / name,
-                                 ignore=shutil.ignore_patterns("__pycache__", "build",
-                                                               "*.egg-info"))
-        target = root / "site" / name
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-             "--no-index", "--disable-pip-version-check", "--quiet", "--target", str(target),
-             str(source)],
-            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        found[name], found[f"{name}/src"] = target, Path(source)
-    return found
 
 
 @pytest.fixture
