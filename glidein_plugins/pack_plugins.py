@@ -108,7 +108,7 @@ def collect(config: FactoryConfig) -> Collected:
 
 def _distribution(name: str, plugins: tuple[str, ...]) -> Shipped:
     """One installed distribution's shippable files, or CannotShip saying why not."""
-    dist = metadata.distribution(name)
+    dist = _installed(name)
     label = f"{name} {dist.version}"
     floor = re.search(r">=\s*3\.(\d+)", dist.metadata.get("Requires-Python") or "")
     if floor and int(floor.group(1)) > 9:
@@ -143,6 +143,14 @@ def _distribution(name: str, plugins: tuple[str, ...]) -> Shipped:
     license = " ".join((dist.metadata.get("License-Expression") or dist.metadata.get("License")
                         or "unknown").split()) or "unknown"
     return Shipped(plugins, name, dist.version, license.replace(" ", "_"), files)
+
+
+def _installed(name: str) -> metadata.Distribution:
+    """The installed distribution of that name (its dist-info folder may spell it otherwise)."""
+    try:
+        return metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return next(dist for dist in metadata.distributions() if dist.metadata["Name"] == name)
 
 
 def _requirement_name(requirement: str) -> str:

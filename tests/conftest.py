@@ -295,6 +295,53 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     return found
 
 
+
+# -- the glidein tarball, unpacked and run as on a node ------------------------------------
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A venv without pip and without site packages: only the standard library."""
+    venv = tmp_path_factory.mktemp("venv") / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    python = next(path for path in (venv / "bin" / "python3", venv / "bin" / "python")
+                  if path.exists())
+    for module in ("pluggy", "yaml", "glidein_plugins"):  # the premise of the tests using it
+        proc = subprocess.run([str(python), "-c", f"import {module}"], cwd=venv, env=clean_env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert proc.returncode != 0, f"{module} is importable outside the tarball"
+    return str(python)
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This environment without PYTHON* variables (the package must come from the tarball)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    environ.update(values)
+    return environ
+
+
+def unpack(tarball: Path, directory: Path) -> Path:
+    """``tar -xmzf`` as GlideinWMS untars (into an existing, empty directory; ``-m``: every
+    file gets the time of extraction, not the one in the tarball)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xmzf", str(tarball), "-C", str(directory)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    return directory
+
+
+def run_setup_script(work: Path, script: str, python: str, fake_cvmfs: FakeCvmfs
+                     ) -> tuple[subprocess.CompletedProcess[str], GlideinResult]:
+    """``SCRIPT glidein_config entry`` in ``work`` as glidein_startup.sh runs it, with
+    ``python`` the only interpreter tried; it must succeed."""
+    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=python,
+                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
+    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    result = glidein_result(proc, work)
+    assert result.exit_code == 0, proc.stdout + proc.stderr
+    return proc, result
+
+
 # the installable sample distributions carry their own tests (run by test_third_party.py
 # against their installed copy): never collected as part of this suite
 collect_ignore = ["plugins/sample_vo_dist", "plugins/broken_vo_dist"]

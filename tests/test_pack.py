@@ -6,7 +6,6 @@ nothing but the standard library (a bare venv), on a fake node with a working ru
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FakeCvmfs, GlideinResult, glidein_result, make_work_dir, run_cli
+from conftest import (
+    FakeCvmfs,
+    clean_env,
+    make_work_dir,
+    run_cli,
+    run_setup_script,
+    unpack,
+)
 
 from glidein_plugins import __version__, factory_config, pack
 
@@ -44,37 +50,6 @@ def members(tarball: Path) -> list[tarfile.TarInfo]:
 @pytest.fixture(scope="module")
 def unpacked(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return unpack(tarball, tmp_path_factory.mktemp("unpacked"))
-
-
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A venv without pip and without site packages: only the standard library."""
-    venv = tmp_path_factory.mktemp("venv") / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-    python = next(path for path in (venv / "bin" / "python3", venv / "bin" / "python")
-                  if path.exists())
-    for module in ("pluggy", "yaml", "glidein_plugins"):  # the premise of the tests using it
-        proc = subprocess.run([str(python), "-c", f"import {module}"], cwd=venv, env=clean_env(),
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-        assert proc.returncode != 0, f"{module} is importable outside the tarball"
-    return str(python)
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    """This environment without PYTHON* variables (the package must come from the tarball)."""
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    environ.update(values)
-    return environ
-
-
-def unpack(tarball: Path, directory: Path) -> Path:
-    """``tar -xmzf`` as GlideinWMS untars (into an existing, empty directory; ``-m``: every
-    file gets the time of extraction, not the one in the tarball)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-xmzf", str(tarball), "-C", str(directory)], check=True,
-                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-    return directory
 
 
 def test_building_twice_gives_identical_bytes_and_reports_the_size(tmp_path: Path,
@@ -202,19 +177,6 @@ def test_the_manifest_checks_with_sha256sum(unpacked: Path) -> None:
                           cwd=unpacked, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def run_setup_script(work: Path, script: str, python: str, fake_cvmfs: FakeCvmfs
-                     ) -> tuple[subprocess.CompletedProcess[str], GlideinResult]:
-    """``SCRIPT glidein_config entry`` in ``work`` as glidein_startup.sh runs it, with
-    ``python`` the only interpreter tried; it must succeed."""
-    env = clean_env(**fake_cvmfs.env(GLIDEIN_PLUGINS_PYTHON=python,
-                                     GLIDEIN_PLUGINS_PYTHON_CANDIDATES=""))
-    proc = subprocess.run([script, "glidein_config", "entry"], cwd=work, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    result = glidein_result(proc, work)
-    assert result.exit_code == 0, proc.stdout + proc.stderr
-    return proc, result
 
 
 @pytest.mark.parametrize("layout", ["tarball", "glideinwms"])
