@@ -161,3 +161,15 @@ def test_tox_and_the_test_command_install_through_the_constraints() -> None:
     assert not re.search(r"^\s+[A-Za-z].*[<>=]=", tox.split("[testenv:lint]")[0], re.MULTILINE)
     readme = (ROOT / "README.md").read_text()
     assert "python3 -m pip install -c constraints.txt tox && python3 -m tox" in readme
+
+
+def test_setup_cfg_lists_every_package_of_the_wheel() -> None:
+    """setup.cfg names the packages one by one (hooks/ and factory_configs/ are mapped into
+    the wheel): a new package folder must be added there, or it would not be installed."""
+    text = (ROOT / "setup.cfg").read_text()
+    listed = set(re.findall(r"^    (glidein_plugins[\w.]*)$", text, re.MULTILINE))
+    found = {".".join(path.parent.relative_to(ROOT).parts)
+             for path in (ROOT / "glidein_plugins").rglob("__init__.py")}
+    assert found <= listed
+    assert listed - found == {"glidein_plugins._tarball.hooks",
+                              "glidein_plugins._tarball.factory_configs"}
