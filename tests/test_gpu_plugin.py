@@ -4,6 +4,7 @@ attributes, the libraries, the settings and the container helpers on their own."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -260,15 +261,32 @@ def test_cuda_version_from_libcuda(tmp_path: Path, node: FakeNode, published: Pu
     assert (warning in result.stdout) if warning else "libcuda says" not in result.stdout
 
 
-def test_without_libcuda_there_is_no_cuda(tmp_path: Path, node: FakeNode,
-                                          published: Published) -> None:
-    node.nvidia_smi("h100x8")
+def test_without_libcuda_the_cuda_version_comes_from_nvidia_smi(
+        tmp_path: Path, node: FakeNode, published: Published) -> None:
+    node.nvidia_smi("h100x8", log=True)  # its nvidia-smi -q states CUDA 12.4
+    node.nvidia_driver("h100x8")
+    result = setup(tmp_path, node)
+    ad = published(result)
+    assert (ad["HAS_GPU"], ad["HAS_CUDA"], ad["GLIDEIN_CUDA_DRIVER_VERSION"]) == (
+        True, True, "12.4")
+    assert "CUDA driver API 12.4 from nvidia-smi -q (libcuda: libcuda.so.1 cannot load" in \
+        result.stdout
+    assert "-q -d COMPUTE" in node.nvidia_smi_calls()
+
+
+def test_without_libcuda_nor_a_version_from_nvidia_smi_there_is_no_cuda(
+        tmp_path: Path, node: FakeNode, published: Published) -> None:
+    silent = node.base / "h100-no-cuda.json"
+    silent.write_text(json.dumps({key: value for key, value in scenario("h100x8").items()
+                                  if key != "cuda_version"}))
+    node.tool("nvidia-smi", FAKE_NVIDIA_SMI=str(silent))
     node.nvidia_driver("h100x8")
     result = setup(tmp_path, node)
     ad = published(result)
     assert (ad["HAS_GPU"], ad["HAS_CUDA"]) == (True, False)
     assert "GLIDEIN_CUDA_DRIVER_VERSION" not in ad
     assert "CUDA driver API version unknown: libcuda.so.1 cannot load" in result.stdout
+    assert "nvidia-smi -q states no CUDA version" in result.stdout
 
 
 def test_nvidia_libraries_from_nvliblist_and_the_ld_cache(tmp_path: Path, node: FakeNode) -> None:
