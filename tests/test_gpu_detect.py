@@ -368,3 +368,30 @@ def test_tools_can_be_switched_off_or_named(node: FakeNode) -> None:
     assert f"rocm-smi: {node.base / 'nope'} is not an executable file" in found.reason
     assert f"condor_gpu_discovery ({elsewhere}): exit 0 but printed nothing, not DetectedGPUs" \
         in warnings(found)
+
+
+# -- condor_gpu_discovery and MIG (HTCondor 25: a MIG device is a device, its GPU is not) -----
+
+
+def test_a_mig_parent_listed_by_an_old_condor_is_not_a_device(node: FakeNode) -> None:
+    """HTCondor's own recording of 8 x A100 on AWS, one in MIG mode with two instances: 9
+    devices a job can get, not 10; the MIG devices named after their GPU (real output)."""
+    real = Path(__file__).parent / "gpu_real" / "condor_gpu_discovery"
+    node.tool("condor_gpu_discovery", FAKE_CONDOR_GPU_DISCOVERY=str(
+        real / "aws-a100x8-one-mig-nested.txt"), FAKE_CONDOR_GPU_DISCOVERY_EXIT="0")
+    found = detect_on(node)
+    assert len(found.devices) == 9 and found.cuda_version == "11.4"
+    assert summary(found)[:2] == [("nvidia", "NVIDIA A100-SXM4-40GB MIG", 20086, "8.0", True),
+                                  ("nvidia", "NVIDIA A100-SXM4-40GB MIG", 20082, "8.0", True)]
+    assert "GPU-8aa54555" not in {gpu.uuid[:12] for gpu in found.devices}
+
+
+def test_mig_devices_without_a_name_take_the_model_the_driver_lists(node: FakeNode) -> None:
+    """HTCondor 25 gives MIG devices no DeviceName; without nvidia-smi, the one GPU model the
+    kernel driver lists names them."""
+    node.condor("a100-mig-nested")
+    node.nvidia_driver("a100-mig")
+    found = detect_on(node)
+    assert [(gpu.name, gpu.mig) for gpu in found.devices] == [
+        ("NVIDIA A100-SXM4-40GB", False), ("NVIDIA A100-SXM4-40GB MIG", True),
+        ("NVIDIA A100-SXM4-40GB MIG", True)]

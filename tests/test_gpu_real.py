@@ -128,7 +128,7 @@ def run_proc(path: Path, expected: dict[str, Any], tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_real_output_gives_its_documented_result(name: str, tmp_path: Path) -> None:
     path, expected = CORPUS / name, EXPECTED[name]
-    kind = name.split("/")[0]
+    kind = name.split("/", maxsplit=1)[0]
     if kind == "nvidia-smi-L":
         run_list(path, expected)
     elif kind == "nvidia-smi-csv":

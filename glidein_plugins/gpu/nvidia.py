@@ -252,10 +252,10 @@ def expand(found: list[Enumerated], parents: list[Enumerated],
             notes.append(("warning", f"GPU {item.index} ({gpu.uuid}) is in MIG mode but has no "
                                      "MIG instance: no job can use it"))
         credited += len(instances)
-        expanded += [Enumerated(replace(gpu, name=f"{gpu.name} MIG {profile}", uuid=uuid,
-                                        memory_mb=memory, mig=True), item.index, gpu.uuid)
-                     for (profile, uuid), memory in zip(instances,
-                                                        instance_memory_mb(instances))]
+        expanded += [Enumerated(validate.device(
+            replace(gpu, name=f"{gpu.name} MIG {profile}", uuid=uuid, memory_mb=memory, mig=True),
+            f"{SOURCE} -L {uuid[:48]}", notes), item.index, gpu.uuid)
+            for (profile, uuid), memory in zip(instances, instance_memory_mb(instances))]
     if credited != listing.mig_lines:
         notes.append(("warning", f"{SOURCE} -L shows {plural(listing.mig_lines, 'MIG device')}"
                                  f" but {credited} belong to the GPUs the query reports in MIG "

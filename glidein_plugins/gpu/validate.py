@@ -27,8 +27,8 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffd]")
 
 
 def shown(value: object) -> str:
-    """A value quoted for a warning, cut short (it may be huge or hostile)."""
-    text = repr(value)
+    """A value quoted for a warning, in ASCII, cut short (it may be huge or hostile)."""
+    text = ascii(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
