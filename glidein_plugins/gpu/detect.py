@@ -304,13 +304,15 @@ class _Merger:
 
 
 def _completed(device: GpuDevice, others: Sequence[GpuDevice]) -> GpuDevice:
-    """``device`` with what condor_gpu_discovery knows better: a MIG instance's exact memory,
-    the capability an old nvidia-smi does not report."""
+    """``device`` with what condor_gpu_discovery knows better: a MIG instance's exact memory
+    (never more than nvidia-smi's share of a GPU instance its compute instances share), the
+    capability an old nvidia-smi does not report."""
     other = next((gpu for gpu in others if condor.same_device(device, gpu)), None)
     if other is None:
         return device
-    memory = other.memory_mb if (device.mig or not device.memory_mb) and other.memory_mb else \
-        device.memory_mb
+    memory = device.memory_mb
+    if other.memory_mb and (not memory or device.mig):
+        memory = min(memory, other.memory_mb) if memory else other.memory_mb
     return replace(device, memory_mb=memory, capability=device.capability or other.capability,
                    name=device.name or other.name)
 
