@@ -218,3 +218,12 @@ def test_cuda_probe_answer_out_of_range(node: FakeNode) -> None:
                  host.environ, host.root, host.timeout)
     assert libraries.cuda_driver_version(probe) == (
         "", "cuDriverGetVersion answered '0 9223372036854775807'")
+
+
+def test_opencl_icd_and_kernel_driver_version(node: FakeNode) -> None:
+    node.file("/etc/OpenCL/vendors/nvidia.icd", "libnvidia-opencl.so.1\x1b[2J\n")
+    node.file("/etc/OpenCL/vendors/intel.icd", "/usr/lib64/libigdrcl.so\n")
+    assert [(lib.name, lib.path) for lib in libraries.opencl_icds(node.host())] == [
+        ("opencl:intel", "/usr/lib64/libigdrcl.so"), ("opencl:nvidia", "")]
+    node.file("/sys/module/nvidia/version", "550.54.15; reboot\n")
+    assert nvidia.kernel_driver_version(node.host()) == ""

@@ -168,7 +168,8 @@ def vendor(gpu_id: str, props: Mapping[str, str]) -> str:
     if gpu_id.startswith(("CUDA", "MIG-", "GPU-")) and (
             "MaxSupportedVersion" in props or "Capability" in props):
         return "nvidia"
-    if any(word in name for word in _NVIDIA_NAMES) or gpu_id.startswith("MIG-"):
+    if any(word in name for word in _NVIDIA_NAMES) or "MIG-" in gpu_id or props.get(
+            "DeviceUuid", "").startswith("MIG-"):
         return "nvidia"
     return "other"
 

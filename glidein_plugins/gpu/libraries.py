@@ -27,6 +27,7 @@ ESSENTIAL_NVIDIA = ("libcuda.so", "libnvidia-ml.so", "libnvidia-ptxjitcompiler.s
 _LD_CACHE_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S.*?)\s*$")
 _CUDA_ANSWER = re.compile(r"^0 (\d{4,6})$")  # 12040: CUDA 12.4
 _PATH = re.compile(r"^/[^\x00-\x1f\x7f\ufffd]{1,4095}$")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ufffd]")
 # run in a separate interpreter: loading libcuda into the glidein's own process could hang it
 CUDA_PROBE = """\
 import ctypes, sys
@@ -49,6 +50,8 @@ def opencl_icds(host: Host) -> list[Library]:
         text = host.read(f"{OPENCL_VENDORS}/{name}") or ""
         library = next((line.strip() for line in text.splitlines()
                         if line.strip() and not line.lstrip().startswith("#")), "")
+        if _UNPRINTABLE.search(library) or len(library) > 4095:
+            library = ""  # not a name a loader could use: the ICD is listed without it
         found.append(Library(f"opencl:{name[:-4]}", path=library,
                              source=f"{OPENCL_VENDORS}/{name}"))
     return found

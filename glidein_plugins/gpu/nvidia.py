@@ -283,9 +283,8 @@ def kernel_driver_version(host: Host) -> str:
     """The NVIDIA kernel module's version, from /proc/driver/nvidia/version (or /sys)."""
     text = host.read(f"{PROC}/version") or ""
     match = _KERNEL_MODULE.search(text)
-    if match:
-        return match.group(1)
-    return (host.read("/sys/module/nvidia/version") or "").strip()
+    version = match.group(1) if match else (host.read("/sys/module/nvidia/version") or "").strip()
+    return version if validate.plausible_driver(version) else ""
 
 
 def parse_information(text: str) -> dict[str, str]:
