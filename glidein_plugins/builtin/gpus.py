@@ -105,8 +105,8 @@ def glidein_libraries_detect(context: Context, facts: Facts) -> list[Library]:
         found += _cuda_versions(context, host, options, cache, detection)
     notes: validate.Notes = []
     rocm = libs.rocm_version(host, notes)
-    for message in notes:
-        context.note(message[1], message[0])
+    for level, message in notes:
+        context.note(message, level)
     if rocm is not None:
         context.note(f"ROCm {rocm.version} ({rocm.source})")
         found.append(rocm)
