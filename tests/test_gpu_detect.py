@@ -368,3 +368,53 @@ def test_tools_can_be_switched_off_or_named(node: FakeNode) -> None:
     assert f"rocm-smi: {node.base / 'nope'} is not an executable file" in found.reason
     assert f"condor_gpu_discovery ({elsewhere}): exit 0 but printed nothing, not DetectedGPUs" \
         in warnings(found)
+
+
+# -- condor_gpu_discovery and MIG (HTCondor 25: a MIG device is a device, its GPU is not) -----
+
+
+def test_a_mig_parent_listed_by_an_old_condor_is_not_a_device(node: FakeNode) -> None:
+    """HTCondor's own recording of 8 x A100 on AWS, one in MIG mode with two instances: 9
+    devices a job can get, not 10; the MIG devices named after their GPU (real output)."""
+    real = Path(__file__).parent / "gpu_real" / "condor_gpu_discovery"
+    node.tool("condor_gpu_discovery", FAKE_CONDOR_GPU_DISCOVERY=str(
+        real / "aws-a100x8-one-mig-nested.txt"), FAKE_CONDOR_GPU_DISCOVERY_EXIT="0")
+    found = detect_on(node)
+    assert len(found.devices) == 9 and found.cuda_version == "11.4"
+    assert summary(found)[:2] == [("nvidia", "NVIDIA A100-SXM4-40GB MIG", 20086, "8.0", True),
+                                  ("nvidia", "NVIDIA A100-SXM4-40GB MIG", 20082, "8.0", True)]
+    assert "GPU-8aa54555" not in {gpu.uuid[:12] for gpu in found.devices}
+
+
+def test_mig_devices_without_a_name_take_the_model_the_driver_lists(node: FakeNode) -> None:
+    """HTCondor 25 gives MIG devices no DeviceName; without nvidia-smi, the one GPU model the
+    kernel driver lists names them."""
+    node.condor("a100-mig-nested")
+    node.nvidia_driver("a100-mig")
+    found = detect_on(node)
+    assert [(gpu.name, gpu.mig) for gpu in found.devices] == [
+        ("NVIDIA A100-SXM4-40GB", False), ("NVIDIA A100-SXM4-40GB MIG", True),
+        ("NVIDIA A100-SXM4-40GB MIG", True)]
+
+
+def test_compute_instances_sharing_a_gpu_instance_share_its_memory(node: FakeNode) -> None:
+    """Three 1c.3g.20gb compute instances of one GPU instance (new UUIDs): each is credited a
+    third of it, even where condor_gpu_discovery reports the whole GPU instance for each."""
+    base = scenario("a100-mig")
+    migs = [{"profile": "1c.3g.20gb", "uuid": f"MIG-{n}aaaaaaa-1111-5222-8333-444455556666"}
+            for n in range(3)]
+    shared = node.base / "a100-shared.json"
+    shared.write_text(json.dumps({**base, "gpus": [{**base["gpus"][0], "mig": migs},
+                                                   base["gpus"][1]]}))
+    node.tool("nvidia-smi", FAKE_NVIDIA_SMI=str(shared))
+    node.nvidia_driver("a100-mig")
+    ads = "".join(f'MIG_{m["uuid"][4:].replace("-", "_")}=[ id="{m["uuid"]}"; '
+                  f'DeviceUuid="{m["uuid"]}"; GlobalMemoryMb=20086; ]\n' for m in migs)
+    output = node.base / "condor-shared.txt"
+    output.write_text('DetectedGPUs="' + ", ".join(m["uuid"] for m in migs) + '"\n'
+                      "Common=[ DriverVersion=12.20; MaxSupportedVersion=12020; ]\n" + ads)
+    node.tool("condor_gpu_discovery", FAKE_CONDOR_GPU_DISCOVERY=str(output),
+              FAKE_CONDOR_GPU_DISCOVERY_EXIT="0")
+    found = detect_on(node)
+    assert [gpu.memory_mb for gpu in found.devices] == [6826, 6826, 6826, 40960]
+    assert sum(gpu.memory_mb for gpu in found.devices[:3]) <= 20480

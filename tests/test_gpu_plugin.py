@@ -4,6 +4,7 @@ attributes, the libraries, the settings and the container helpers on their own."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -260,15 +261,55 @@ def test_cuda_version_from_libcuda(tmp_path: Path, node: FakeNode, published: Pu
     assert (warning in result.stdout) if warning else "libcuda says" not in result.stdout
 
 
-def test_without_libcuda_there_is_no_cuda(tmp_path: Path, node: FakeNode,
-                                          published: Published) -> None:
-    node.nvidia_smi("h100x8")
+def test_without_libcuda_the_cuda_version_comes_from_nvidia_smi(
+        tmp_path: Path, node: FakeNode, published: Published) -> None:
+    node.nvidia_smi("h100x8", log=True)  # its nvidia-smi -q states CUDA 12.4
+    node.nvidia_driver("h100x8")
+    result = setup(tmp_path, node)
+    ad = published(result)
+    assert (ad["HAS_GPU"], ad["HAS_CUDA"], ad["GLIDEIN_CUDA_DRIVER_VERSION"]) == (
+        True, True, "12.4")
+    assert "CUDA driver API 12.4 from nvidia-smi -q (libcuda: libcuda.so.1 cannot load" in \
+        result.stdout
+    assert "-q -d COMPUTE" in node.nvidia_smi_calls()
+
+
+def test_without_libcuda_nor_a_version_from_nvidia_smi_there_is_no_cuda(
+        tmp_path: Path, node: FakeNode, published: Published) -> None:
+    silent = node.base / "h100-no-cuda.json"
+    silent.write_text(json.dumps({key: value for key, value in scenario("h100x8").items()
+                                  if key != "cuda_version"}))
+    node.tool("nvidia-smi", FAKE_NVIDIA_SMI=str(silent))
     node.nvidia_driver("h100x8")
     result = setup(tmp_path, node)
     ad = published(result)
     assert (ad["HAS_GPU"], ad["HAS_CUDA"]) == (True, False)
     assert "GLIDEIN_CUDA_DRIVER_VERSION" not in ad
     assert "CUDA driver API version unknown: libcuda.so.1 cannot load" in result.stdout
+    assert "nvidia-smi -q states no CUDA version" in result.stdout
+
+
+def test_one_absurd_value_costs_only_that_field(tmp_path: Path, node: FakeNode,
+                                                 published: Published) -> None:
+    """A memory of 2**63 from nvidia-smi (a ClassAd integer cannot hold it) is dropped with a
+    warning; every GPU attribute is still published, from the other fields and GPUs."""
+    h100 = scenario("h100x8")
+    rows = [f"{index}, {gpu['uuid']}, {gpu['name']}, {gpu['pci.bus_id']}, "
+            f"{2**63 if index == 0 else gpu['memory.total']}, {gpu['compute_cap']}, "
+            f"{h100['driver_version']}, Disabled" for index, gpu in enumerate(h100["gpus"])]
+    absurd = node.base / "h100-absurd.json"
+    absurd.write_text(json.dumps({**h100, "recorded": {"query": "\n".join([
+        "index, uuid, name, pci.bus_id, memory.total [MiB], compute_cap, driver_version, "
+        "mig.mode.current", *rows]) + "\n"}}))
+    node.tool("nvidia-smi", FAKE_NVIDIA_SMI=str(absurd))
+    node.nvidia_driver("h100x8")
+    result = setup(tmp_path, node)
+    ad = published(result)
+    assert (ad["HAS_GPU"], ad["GLIDEIN_GPU_COUNT"], ad["GLIDEIN_GPU_DEVICE_NAME"],
+            ad["GLIDEIN_GPU_CAPABILITY"], ad["GLIDEIN_GPU_MEMORY_MB"], ad["HAS_CUDA"]) == (
+        True, 8, H100, "9.0", h100["gpus"][1]["memory.total"], True)
+    assert "nvidia-smi GPU 0: memory '9223372036854775808' is not a plausible size: dropped" \
+        in result.stdout
 
 
 def test_nvidia_libraries_from_nvliblist_and_the_ld_cache(tmp_path: Path, node: FakeNode) -> None:

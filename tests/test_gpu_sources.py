@@ -50,12 +50,23 @@ def test_query_rows_of_an_h100_node() -> None:
     ("", "no output"),
     ("Welcome to the cluster!\n", "not the CSV asked for: first line 'Welcome to the cluster!'"),
     ("index, uuid\n0, GPU-1\n", "not the CSV asked for"),
-    ("index, uuid, name\n0, GPU-1\n", "line 2 has 2 columns, not 3"),
-    ("index, uuid, name\nzero, GPU-1, X\n", "index 'zero' is not a number"),
 ])
 def test_query_output_that_is_no_answer_is_refused(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         nvidia.parse_query(text, ("index", "uuid", "name"))
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ("0, GPU-1", "line 2 has 2 columns, not 3: that GPU is left out"),
+    ("zero, GPU-1, X", "line 2: index 'zero' is not a GPU index: that GPU is left out"),
+    ("9223372036854775807, GPU-1, X", "is not a GPU index"),
+])
+def test_a_bad_row_is_left_out_and_the_others_kept(bad: str, problem: str) -> None:
+    notes: list[tuple[str, str]] = []
+    rows = nvidia.parse_query(f"index, uuid, name\n{bad}\n1, GPU-2, Y\n",
+                              ("index", "uuid", "name"), notes)
+    assert rows == [{"index": "1", "uuid": "GPU-2", "name": "Y"}]
+    assert len(notes) == 1 and notes[0][0] == "warning" and problem in notes[0][1]
 
 
 @pytest.mark.parametrize("text", ["[N/A]", "N/A", "[Not Supported]", "[Insufficient Permissions]",
@@ -83,7 +94,7 @@ def test_list_with_mig_instances() -> None:
         "GPU 2: A100-SXM4-40GB (UUID: GPU-e91edf3b-b297-37c1-a2a7-7601c3238fa2)",
         "  MIG 1g.5gb Device 0: (UUID: MIG-GPU-e91edf3b-b297-37c1-a2a7-7601c3238fa2/7/0)",
     ])
-    listed = nvidia.parse_list(text)
+    listed = nvidia.parse_list(text).instances
     assert listed[data["gpus"][0]["uuid"]] == [("3g.20gb", m["uuid"])
                                                for m in data["gpus"][0]["mig"]]
     assert listed[data["gpus"][1]["uuid"]] == []
@@ -150,7 +161,7 @@ def test_not_nested_output_with_common_cuda_prefix() -> None:
     gpus = scenario("t4-old-driver")["gpus"]
     assert [found.devices[gpu_id]["DeviceUuid"] for gpu_id in found.detected] == [
         gpu["uuid"][4:] for gpu in gpus]
-    devices = [condor.device(gpu_id, found.devices[gpu_id]) for gpu_id in found.detected]
+    devices = [condor.device(gpu_id, found.devices[gpu_id], []) for gpu_id in found.detected]
     assert [(d.vendor, d.name, d.uuid, d.capability, d.memory_mb) for d in devices] == [
         ("nvidia", "Tesla T4", gpu["uuid"], "7.5", 14972) for gpu in gpus]
     assert condor.cuda_version(found.common) == "11.4"  # printed as 11.40
@@ -158,7 +169,7 @@ def test_not_nested_output_with_common_cuda_prefix() -> None:
 
 def test_mig_devices_from_the_nested_output() -> None:
     found = condor_output("a100-mig-nested")
-    devices = [condor.device(gpu_id, found.devices[gpu_id]) for gpu_id in found.detected]
+    devices = [condor.device(gpu_id, found.devices[gpu_id], []) for gpu_id in found.detected]
     migs = scenario("a100-mig")["gpus"][0]["mig"]
     assert [(d.uuid, d.mig, d.memory_mb, d.vendor) for d in devices[1:]] == [
         (migs[0]["uuid"], True, 20086, "nvidia"), (migs[1]["uuid"], True, 20082, "nvidia")]
@@ -184,11 +195,11 @@ def test_older_and_other_formats(name: str, ids: list[str], common: dict[str, st
 def test_by_index_and_9_1_devices_keep_their_own_properties() -> None:
     spaced = condor_output("spaced-by-index")
     assert spaced.devices["CUDA1"]["DevicePciBusId"] == "0000:D8:00.0"
-    assert condor.device("CUDA1", spaced.devices["CUDA1"]).uuid == \
+    assert condor.device("CUDA1", spaced.devices["CUDA1"], []).uuid == \
         "GPU-9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4"
     old = condor_output("mig-9.1-unquoted")
     assert old.devices["GPU-MIG-0a1b"]["DeviceUuid"].startswith("MIG-0a1b2c3d")
-    assert condor.device("GPU-MIG-0a1b", old.devices["GPU-MIG-0a1b"]).mig
+    assert condor.device("GPU-MIG-0a1b", old.devices["GPU-MIG-0a1b"], []).mig
     assert condor.cuda_version(old.common) == "11.4"
 
 

@@ -27,6 +27,8 @@ from glidein_plugins import checks, hookimpl
 from glidein_plugins.context import Context
 from glidein_plugins.gpu import detect as gpu_detect
 from glidein_plugins.gpu import libraries as libs
+from glidein_plugins.gpu import nvidia as gpu_nvidia
+from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.common import Host
 from glidein_plugins.results import Attribute, Facts, GpuDevice, Library, flag, one_line
 
@@ -101,7 +103,10 @@ def glidein_libraries_detect(context: Context, facts: Facts) -> list[Library]:
         runtime = facts.runtime.candidate.path if facts.runtime is not None else ""
         found += _nvidia_libraries(context, host, options, cache, runtime)
         found += _cuda_versions(context, host, options, cache, detection)
-    rocm = libs.rocm_version(host)
+    notes: validate.Notes = []
+    rocm = libs.rocm_version(host, notes)
+    for level, message in notes:
+        context.note(message, level)
     if rocm is not None:
         context.note(f"ROCm {rocm.version} ({rocm.source})")
         found.append(rocm)
@@ -114,7 +119,11 @@ def _ld_cache(context: Context, host: Host, options: dict[str, Any]) -> dict[str
         context.note(f"ldconfig: {tool.why}: NVIDIA libraries not looked for", "warning")
         return {}
     result = host.run([tool.path, "-p"])
-    return libs.parse_ld_cache(result.stdout) if result.ok else {}
+    notes: validate.Notes = []
+    cache = libs.parse_ld_cache(result.stdout, notes) if result.ok else {}
+    for level, message in notes:
+        context.note(message, level)
+    return cache
 
 
 def _nvidia_libraries(context: Context, host: Host, options: dict[str, Any],
@@ -138,22 +147,34 @@ def _nvidia_libraries(context: Context, host: Host, options: dict[str, Any],
 
 def _cuda_versions(context: Context, host: Host, options: dict[str, Any], cache: dict[str, str],
                    detection: gpu_detect.Detection | None) -> list[Library]:
-    """The CUDA driver API version from libcuda itself, and as condor_gpu_discovery saw it."""
+    """The CUDA driver API version from libcuda itself, and as condor_gpu_discovery saw it;
+    from ``nvidia-smi -q`` when neither can say (libcuda not loadable by the pilot: a
+    container, a driver-only install). Each ``Library`` names its source."""
     found = []
-    probed = ""
+    probed = why = ""
     if options["cuda_probe"]:
         probed, why = libs.cuda_driver_version(host)
         if probed:
             context.note(f"CUDA driver API {probed} (libcuda cuDriverGetVersion)")
             found.append(Library("cuda", probed, cache.get("libcuda.so.1", ""),
                                  source="libcuda cuDriverGetVersion"))
-        else:
-            context.note(f"CUDA driver API version unknown: {why}", "warning")
     condor = detection.cuda_version if detection is not None else ""
     if condor:
         found.append(Library("cuda", condor, source=gpu_detect.CONDOR))
         if probed and probed != condor:
             context.note(f"libcuda says CUDA {probed}, {gpu_detect.CONDOR} {condor}", "warning")
+    smi = detection.nvidia_smi if detection is not None else ""
+    if not probed and not condor and smi:
+        version, smi_why = gpu_nvidia.cuda_version(host, smi)
+        if version:
+            context.note(f"CUDA driver API {version} from {gpu_nvidia.SOURCE} -q"
+                         + (f" (libcuda: {why})" if why else ""))
+            found.append(Library("cuda", version, source=f"{gpu_nvidia.SOURCE} -q"))
+            return found
+        why = "; ".join(filter(None, (why, smi_why)))
+    if not probed and not condor:
+        context.note(f"CUDA driver API version unknown: {why or 'libcuda not asked'}",
+                     "warning")
     return found
 
 

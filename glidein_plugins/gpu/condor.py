@@ -16,16 +16,23 @@ made ``_``), and properties every device shares with ``CUDA`` (``OCL`` for OpenC
 A failure prints ``condor_gpu_discovery_error = "..."`` (and exits 1); no GPU is
 ``DetectedGPUs=0``. ``DriverVersion`` is printed as ``major.(version % 100)`` (11020 becomes
 ``11.20``), so the CUDA version is read from ``MaxSupportedVersion`` when it is there.
+
+MIG: HTCondor reports each MIG device as a device and, since 9.2, leaves out the GPU they belong
+to. Before that, a GPU in MIG mode was also listed under its own id with CUDA's view of it (its
+``DeviceName`` ending in `` MIG <profile>``, one instance's memory): that entry is not a device
+of its own and is not counted. HTCondor gives MIG devices no ``DeviceName`` (and, before 25.x,
+no ``Capability``): they take the listed parent's, when it says.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
-from glidein_plugins.gpu.common import Host, Report, pci_bus_id, plural, to_int, uuid_key
+from glidein_plugins.gpu import validate
+from glidein_plugins.gpu.common import Host, Report, pci_bus_id, plural, uuid_key
 from glidein_plugins.results import GpuDevice
 
 SOURCE = "condor_gpu_discovery"
@@ -143,11 +150,11 @@ def parse(text: str) -> Discovery:
 
 def cuda_version(props: Mapping[str, str]) -> str:
     """The CUDA driver API version (``12.4``) from ``MaxSupportedVersion`` (12040), else from
-    ``DriverVersion`` (printed ``12.40`` by some versions)."""
+    ``DriverVersion`` (printed ``12.40`` by some versions); '' when neither is plausible."""
     number = props.get("MaxSupportedVersion", "")
-    if number.isdigit() and int(number) >= 1000:
+    if number.isdigit() and 1000 <= int(number) < 1000000:
         return f"{int(number) // 1000}.{int(number) % 1000 // 10}"
-    match = re.match(r"^(\d+)\.(\d+)$", props.get("DriverVersion", ""))
+    match = re.match(r"^(\d{1,3})\.(\d{1,3})$", props.get("DriverVersion", ""))
     if not match:
         return ""
     minor = match.group(2)
@@ -161,24 +168,52 @@ def vendor(gpu_id: str, props: Mapping[str, str]) -> str:
     if gpu_id.startswith(("CUDA", "MIG-", "GPU-")) and (
             "MaxSupportedVersion" in props or "Capability" in props):
         return "nvidia"
-    if any(word in name for word in _NVIDIA_NAMES) or gpu_id.startswith("MIG-"):
+    if any(word in name for word in _NVIDIA_NAMES) or "MIG-" in gpu_id or props.get(
+            "DeviceUuid", "").startswith("MIG-"):
         return "nvidia"
     return "other"
 
 
-def device(gpu_id: str, props: Mapping[str, str]) -> GpuDevice:
+def _is_mig_device(gpu_id: str, props: Mapping[str, str]) -> bool:
+    return "MIG-" in gpu_id or props.get("DeviceUuid", "").startswith("MIG-")
+
+
+def device(gpu_id: str, props: Mapping[str, str], notes: validate.Notes) -> GpuDevice:
     uuid = props.get("DeviceUuid", "")
     if _UUID.match(uuid):  # the CUDA devices' UUIDs come without their GPU- prefix
         uuid = "GPU-" + uuid
-    mig = gpu_id.startswith("MIG-") or uuid.startswith("MIG-") or " MIG " in props.get(
-        "DeviceName", "")
-    return GpuDevice(vendor(gpu_id, props), props.get("DeviceName", ""), uuid=uuid,
-                     pci_bus_id=pci_bus_id(props.get("DevicePciBusId", "")),
-                     memory_mb=to_int(props.get("GlobalMemoryMb", "")),
-                     capability=props.get("Capability", ""),
-                     driver_version=props.get("NvidiaDriver", "") or props.get(
-                         "AmdDriverVersion", ""),
-                     mig=mig, source=SOURCE)
+    where = f"{SOURCE} {validate.shown(gpu_id)}"
+    mig = _is_mig_device(gpu_id, props) or " MIG " in props.get("DeviceName", "")
+    gpu = GpuDevice(vendor(gpu_id, props), props.get("DeviceName", ""), uuid=uuid,
+                    pci_bus_id=pci_bus_id(props.get("DevicePciBusId", "")),
+                    memory_mb=validate.memory(props.get("GlobalMemoryMb", ""), where, notes),
+                    capability=props.get("Capability", ""),
+                    driver_version=props.get("NvidiaDriver", "") or props.get(
+                        "AmdDriverVersion", ""),
+                    mig=mig, source=SOURCE)
+    return validate.device(gpu, where, notes)
+
+
+def devices(found: Discovery, notes: validate.Notes) -> list[GpuDevice]:
+    """The devices a job can be given: MIG parents listed beside their MIG devices left out,
+    MIG devices named after them."""
+    detected = found.detected[:validate.MAX_DEVICES]
+    if len(found.detected) > validate.MAX_DEVICES:
+        notes.append(("warning", f"{SOURCE} lists {len(found.detected)} devices: only the "
+                                 f"first {validate.MAX_DEVICES} are believed"))
+    listed = [device(gpu_id, found.devices.get(gpu_id, {}), notes) for gpu_id in detected]
+    is_mig = [_is_mig_device(gpu_id, found.devices.get(gpu_id, {})) for gpu_id in detected]
+    parents = [number for number, gpu in enumerate(listed) if gpu.mig and not is_mig[number]]
+    if not any(is_mig) or not parents:
+        return listed
+    notes.append(("info", f"{SOURCE} lists {', '.join(detected[n] for n in parents)} in MIG "
+                          "mode beside its MIG devices (as HTCondor did before 9.2): not counted "
+                          "as a device"))
+    names = {(listed[n].name.split(" MIG ")[0], listed[n].capability) for n in parents}
+    name, capability = next(iter(names)) if len(names) == 1 else ("", "")
+    return [replace(gpu, name=gpu.name or (f"{name} MIG" if name else ""),
+                    capability=gpu.capability or capability) if is_mig[number] else gpu
+            for number, gpu in enumerate(listed) if number not in parents]
 
 
 def environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -202,14 +237,15 @@ def from_discovery(host: Host, exe: str) -> Report:
         shown = repr(first[0][:80]) if first else "nothing"
         return Report(SOURCE, ran=True, ok=False, level="warning",
                       status=f"{where}: exit 0 but printed {shown}, not DetectedGPUs")
-    devices = tuple(device(gpu_id, found.devices.get(gpu_id, {})) for gpu_id in found.detected)
+    notes: validate.Notes = []
+    listed = tuple(devices(found, notes))
     version = cuda_version(found.common) or next(
         (cuda_version(props) for props in found.devices.values() if cuda_version(props)), "")
-    names = sorted({gpu.name for gpu in devices if gpu.name})
-    status = (f"{where}: {plural(len(devices), 'device')}"
+    names = sorted({gpu.name for gpu in listed if gpu.name})
+    status = (f"{where}: {plural(len(listed), 'device')}"
               + (f" ({', '.join(names)})" if names else "")
               + (f", CUDA {version}" if version else ""))
-    return Report(SOURCE, devices, ran=True, ok=True, status=status,
+    return Report(SOURCE, listed, ran=True, ok=True, status=status, notes=tuple(notes),
                   extra={"cuda_version": version})
 
 

@@ -46,7 +46,8 @@ _SHOWN = 3  # UUIDs quoted in a disagreement
 class Detection:
     """What detection found: the usable devices, how many GPUs the node has before the
     assignment and usability checks, why none is usable, the CUDA version HTCondor saw, the
-    trace lines (``(level, message)`` in order) and every source's report."""
+    trace lines (``(level, message)`` in order), every source's report, and the nvidia-smi
+    that answered (to ask it for the CUDA version when libcuda cannot)."""
 
     devices: tuple[GpuDevice, ...]
     present: int
@@ -54,6 +55,7 @@ class Detection:
     cuda_version: str
     notes: tuple[tuple[str, str], ...]
     reports: tuple[Report, ...]
+    nvidia_smi: str = ""
 
     @property
     def kernel_driver(self) -> bool:
@@ -164,7 +166,7 @@ def detect(host: Host, tools: Mapping[str, Tool]) -> Detection:
     notes = [(report.level, report.status) for report in reports if report.ran] + [
         note for report in reports for note in report.notes] + merger.notes
     return Detection(tuple(usable), present, reason, discovery.extra.get("cuda_version", ""),
-                     tuple(notes), reports)
+                     tuple(notes), reports, tools[NVIDIA_SMI].path if smi.ok else "")
 
 
 class _Merger:
@@ -205,7 +207,10 @@ class _Merger:
             self.note("warning" if smi.ran else "info",
                       f"NVIDIA GPUs from {CONDOR}{why}: {plural(len(from_condor), 'device')}")
             driver = proc.extra.get("driver_version", "")  # HTCondor does not say
-            return [Enumerated(replace(gpu, driver_version=gpu.driver_version or driver), index)
+            models = {item.device.name for item in proc_found if item.device.name}
+            model = f"{models.pop()} MIG" if len(models) == 1 else ""  # one model: MIG's parent
+            return [Enumerated(replace(gpu, driver_version=gpu.driver_version or driver,
+                                       name=gpu.name or (model if gpu.mig else "")), index)
                     for index, gpu in enumerate(from_condor)]
         return self._fallback(smi, proc, proc_found, proc_minors, minors)
 
@@ -299,13 +304,15 @@ class _Merger:
 
 
 def _completed(device: GpuDevice, others: Sequence[GpuDevice]) -> GpuDevice:
-    """``device`` with what condor_gpu_discovery knows better: a MIG instance's exact memory,
-    the capability an old nvidia-smi does not report."""
+    """``device`` with what condor_gpu_discovery knows better: a MIG instance's exact memory
+    (never more than nvidia-smi's share of a GPU instance its compute instances share), the
+    capability an old nvidia-smi does not report."""
     other = next((gpu for gpu in others if condor.same_device(device, gpu)), None)
     if other is None:
         return device
-    memory = other.memory_mb if (device.mig or not device.memory_mb) and other.memory_mb else \
-        device.memory_mb
+    memory = device.memory_mb
+    if other.memory_mb and (not memory or device.mig):
+        memory = min(memory, other.memory_mb) if memory else other.memory_mb
     return replace(device, memory_mb=memory, capability=device.capability or other.capability,
                    name=device.name or other.name)
 

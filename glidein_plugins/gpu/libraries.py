@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.amd import ROCM_DEFAULT
 from glidein_plugins.gpu.common import Host
 from glidein_plugins.results import Library
@@ -24,7 +25,9 @@ FLAVOURS = ("apptainer", "singularity")
 # what --nv needs at the least, when no nvliblist.conf is found
 ESSENTIAL_NVIDIA = ("libcuda.so", "libnvidia-ml.so", "libnvidia-ptxjitcompiler.so")
 _LD_CACHE_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S.*?)\s*$")
-_CUDA_ANSWER = re.compile(r"^0 (\d+)$")
+_CUDA_ANSWER = re.compile(r"^0 (\d{4,6})$")  # 12040: CUDA 12.4
+_PATH = re.compile(r"^/[^\x00-\x1f\x7f\ufffd]{1,4095}$")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ufffd]")
 # run in a separate interpreter: loading libcuda into the glidein's own process could hang it
 CUDA_PROBE = """\
 import ctypes, sys
@@ -47,21 +50,31 @@ def opencl_icds(host: Host) -> list[Library]:
         text = host.read(f"{OPENCL_VENDORS}/{name}") or ""
         library = next((line.strip() for line in text.splitlines()
                         if line.strip() and not line.lstrip().startswith("#")), "")
+        if _UNPRINTABLE.search(library) or len(library) > 4095:
+            library = ""  # not a name a loader could use: the ICD is listed without it
         found.append(Library(f"opencl:{name[:-4]}", path=library,
                              source=f"{OPENCL_VENDORS}/{name}"))
     return found
 
 
-def parse_ld_cache(text: str) -> dict[str, str]:
-    """``ldconfig -p``: soname -> path, the 64-bit entry when a name has several."""
+def parse_ld_cache(text: str, notes: validate.Notes | None = None) -> dict[str, str]:
+    """``ldconfig -p``: soname -> path, the 64-bit entry when a name has several. An entry
+    whose path is not a plausible absolute path is left out (counted in a warning)."""
     cache: dict[str, tuple[str, str]] = {}
+    bad = 0
     for line in text.splitlines():
         match = _LD_CACHE_LINE.match(line)
         if not match:
             continue
         name, flags, path = match.groups()
+        if not _PATH.match(path) or "\ufffd" in name:
+            bad += 1
+            continue
         if name not in cache or ("64" in flags and "64" not in cache[name][0]):
             cache[name] = (flags, path)
+    if bad and notes is not None:
+        notes.append(("warning", f"ldconfig -p: {bad} entries with an implausible name or path "
+                                 "left out"))
     return {name: path for name, (_, path) in cache.items()}
 
 
@@ -143,10 +156,13 @@ def cuda_driver_version(host: Host) -> tuple[str, str]:
     return "", result.reason
 
 
-def rocm_version(host: Host) -> Library | None:
-    """ROCm's version from ``$ROCM_PATH`` or /opt/rocm ``.info/version`` (``6.0.2-115``)."""
+def rocm_version(host: Host, notes: validate.Notes | None = None) -> Library | None:
+    """ROCm's version from ``$ROCM_PATH`` or /opt/rocm ``.info/version`` (``6.0.2-115``); an
+    implausible one is dropped with a warning in ``notes``."""
+    notes = [] if notes is None else notes
     for root in dict.fromkeys(filter(None, (host.environ.get("ROCM_PATH"), ROCM_DEFAULT))):
         text = (host.read(f"{root}/.info/version") or "").strip()
-        if text:
-            return Library("rocm", text.split("-")[0], root, source=f"{root}/.info/version")
+        version = validate.version(text.split("-")[0][:64], f"{root}/.info/version", notes)
+        if version:
+            return Library("rocm", version, root, source=f"{root}/.info/version")
     return None
