@@ -242,11 +242,14 @@ class Facts:
             return f"containers not wanted: {self.mode.reason}"
         if not self.rejected_runtimes:
             return "no container runtime found: no candidate binary was proposed"
-        if all(probe.test_image_failed for probe in self.rejected_runtimes):
-            first = self.rejected_runtimes[0]
+        image_failed = [probe for probe in self.rejected_runtimes if probe.test_image_failed]
+        if image_failed and all(probe.test_image_failed or not probe.version
+                                for probe in self.rejected_runtimes):
+            # every runtime that answered failed on the test image: its problem, not theirs
+            first = image_failed[0]
             tried = "; ".join(f"{probe.candidate.path}: {probe.reason}"
                               for probe in self.rejected_runtimes)
-            return (f"test image problem, not a missing runtime: {len(self.rejected_runtimes)} "
+            return (f"test image problem, not a missing runtime: {len(image_failed)} "
                     f"runtime(s) found, none proven with the test image {first.test_image} "
                     f"({first.test_image_source}): {tried}")
         tried = "; ".join(

@@ -369,15 +369,16 @@ class Runner:
         from glidein_plugins.builtin import images as builtin_images  # noqa: PLC0415
 
         try:
-            missing = builtin_images.missing(self.context, facts, platforms)
+            summary, details = builtin_images.missing(self.context, facts, platforms)
             required_by = builtin_images.required_by(self.context, facts)
         except GlideinFailure as exc:
             raise Stop(Failure(exc.failure_type, exc.message)) from None
-        if required_by:
-            problem = f"{missing}, and {required_by}"
+        details = f": {details}" if details else ""
+        if required_by:  # the opt-in named before the details, which may be cut
+            problem = f"{summary}, and {required_by}{details}"
             self.note("images", problem, "error")
             return facts.with_(image_problem=problem)
-        self.note("images", f"{missing}. The runtime is still proven (with a test image) and "
+        self.note("images", f"{summary}{details}. The runtime is still proven (with a test image) and "
                   "advertised, as GlideinWMS does: only jobs that bring their own image can "
                   "run here (opt into failing instead: SINGULARITY_IMAGE_REQUIRED=true or "
                   "settings.images.require_platform_image)", "warning")

@@ -250,7 +250,7 @@ def test_without_any_image_the_builtin_remote_test_image_proves_the_runtime(fake
     result = _probe_without_images(fake_cvmfs)
     assert result.ok, result.reason
     assert (result.test_image, result.test_image_source) == (
-        "oras://ghcr.io/apptainer/alpine:latest", "GlideinWMS's built-in test image")
+        "oras://ghcr.io/apptainer/alpine:latest", "GlideinWMS built-in test image")
 
 
 def test_no_test_image_is_a_test_image_problem_that_names_each_refusal(fake_cvmfs, tmp_path):
@@ -291,7 +291,7 @@ def test_a_remote_test_image_that_cannot_be_pulled_is_the_image_s_problem(fake_c
     result = probe.glidein_runtime_probe(context, Facts(), RuntimeCandidate(str(runtime), "t"))
     assert not result.ok and result.test_image_failed
     assert result.reason.startswith("the remote test image oras://ghcr.io/apptainer/alpine:latest"
-                                    " (GlideinWMS's built-in test image) could not be run: ")
+                                    " (GlideinWMS built-in test image) could not be run: ")
     assert result.version == "1.3.4", "the runtime itself answered"
     facts = Facts(rejected_runtimes=(result,))
     assert facts.runtime_reason.startswith("test image problem, not a missing runtime: ")

@@ -300,10 +300,10 @@ def test_required_with_a_runtime_but_no_usable_image(tmp_path: Path, fake_cvmfs:
         assert (result.exit_code, result.failure) == (1, "WN_Resource"), result.stdout
         assert (f"no usable image for platforms default,rhel9,rhel8,rhel7,rhel6 "
                 "(GLIDEIN_REQUIRED_OS=any meeting REQUIRED_OS=any) after "
-                "SINGULARITY_IMAGE_RESTRICTIONS=cvmfs (the default) (usable: none): rhel9: "
-                f"{fake_cvmfs.root}/missing/el9 (SINGULARITY_IMAGES_DICT) unusable: "
-                ) in result.detail
-        assert "SINGULARITY_IMAGE_REQUIRED=true (glidein_config:" in result.detail
+                "SINGULARITY_IMAGE_RESTRICTIONS=cvmfs (the default) (usable: none), and "
+                "SINGULARITY_IMAGE_REQUIRED=true (glidein_config:") in result.detail
+        assert (f"or the node's platforms: rhel9: {fake_cvmfs.root}/missing/el9 "
+                "(SINGULARITY_IMAGES_DICT) unusable: ") in result.detail
         return
     assert result.exit_code == 0, result.stdout
     assert result.config["HAS_SINGULARITY"] == "True"

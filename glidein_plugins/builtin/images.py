@@ -254,16 +254,17 @@ def glidein_image_select(facts: Facts, platforms: Sequence[str]) -> Image | None
     return next((by_platform[p] for p in platforms if p in by_platform), None)
 
 
-def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> str:
-    """What is missing when no usable image serves the node's ``platforms`` ('' when one does):
-    the platforms, the OS lists that made them, the restrictions, and each image's verdict."""
+def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> tuple[str, str]:
+    """What is missing when no usable image serves the node's ``platforms`` (('', '') when one
+    does): a summary (the platforms, the OS lists that made them, the restrictions) and the
+    details (each image's verdict, '' for an empty OS intersection)."""
     if facts.image is not None:
-        return ""
+        return "", ""
     entry_os = context.get("GLIDEIN_REQUIRED_OS") or "any"
     job_os = context.get("REQUIRED_OS") or "any"
     if not platforms:
         return (f"GLIDEIN_REQUIRED_OS={entry_os} and REQUIRED_OS={job_os} have no platform in "
-                "common, so no image serves this node")
+                "common, so no image serves this node"), ""
     verdicts: dict[str, str] = context.state(PLUGIN).get("verdicts", {})
     told = [f"{platform}: {verdicts[platform]}" for platform in platforms if platform in verdicts]
     unset = [platform for platform in platforms if platform not in verdicts]
@@ -273,7 +274,7 @@ def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> str:
     usable = ",".join(image.platform for image in facts.images) or "none"
     return (f"no usable image for platforms {','.join(platforms)} (GLIDEIN_REQUIRED_OS="
             f"{entry_os} meeting REQUIRED_OS={job_os}) after {RESTRICTIONS_KEY}={allowed} "
-            f"(usable: {usable}): " + "; ".join(told))
+            f"(usable: {usable})"), "; ".join(told)
 
 
 def required_by(context: Context, facts: Facts) -> str:

@@ -84,7 +84,7 @@ def _fallback(context: Context, settings: Mapping[str, Any]) -> TestImage:
         (context.environ.get(TEST_KEY, "").strip(), f"{TEST_KEY} (environment)"),
         ((from_config or "").strip(),
          f"{TEST_KEY} ({context.where(TEST_KEY) or 'glidein_config'})"),
-        (BUILTIN, "GlideinWMS's built-in test image"),
+        (BUILTIN, "GlideinWMS built-in test image"),
     ]
     refused: list[str] = []
     timeout = float(settings.get("version_timeout", 10.0))
