@@ -378,10 +378,10 @@ class Runner:
             problem = f"{summary}, and {required_by}{details}"
             self.note("images", problem, "error")
             return facts.with_(image_problem=problem)
-        self.note("images", f"{summary}{details}. The runtime is still proven (with a test image) and "
-                  "advertised, as GlideinWMS does: only jobs that bring their own image can "
-                  "run here (opt into failing instead: SINGULARITY_IMAGE_REQUIRED=true or "
-                  "settings.images.require_platform_image)", "warning")
+        self.note("images", f"{summary}{details}. The runtime is still proven (with a test "
+                  "image) and advertised, as GlideinWMS does: only jobs that bring their own "
+                  "image can run here (opt into failing instead: SINGULARITY_IMAGE_REQUIRED="
+                  "true or settings.images.require_platform_image)", "warning")
         return facts
 
 

@@ -99,7 +99,8 @@ def no_image_nodes(tmp_path: Path, fake_cvmfs: FakeCvmfs) -> dict[str, dict[str,
     outside.write_text("sif")
     return {
         "dict unset, no CVMFS": {"CVMFS_MOUNT_DIR": str(empty_cvmfs)},
-        "dict empty, no CVMFS": {"SINGULARITY_IMAGES_DICT": "", "CVMFS_MOUNT_DIR": str(empty_cvmfs)},
+        "dict empty, no CVMFS": {"SINGULARITY_IMAGES_DICT": "",
+                                 "CVMFS_MOUNT_DIR": str(empty_cvmfs)},
         "image missing": {"SINGULARITY_IMAGES_DICT": "rhel9:/cvmfs/nowhere/el9"},
         "refused: not in CVMFS": {"SINGULARITY_IMAGES_DICT": f"default:{outside}"},
         "refused: remote": {"SINGULARITY_IMAGES_DICT": "rhel9:docker://almalinux:9"},
@@ -217,7 +218,8 @@ def test_singularity_image_required_is_met_by_an_image_of_another_platform(tmp_p
     node's platforms."""
     fake_cvmfs.bin.install_runtime("apptainer")
     result = setup(tmp_path, fake_cvmfs.env(), "REQUIRED", GLIDEIN_REQUIRED_OS="rhel6",
-                   SINGULARITY_IMAGE_REQUIRED="true", SINGULARITY_IMAGES_DICT=fake_cvmfs.images_dict())
+                   SINGULARITY_IMAGE_REQUIRED="true",
+                   SINGULARITY_IMAGES_DICT=fake_cvmfs.images_dict())
     assert result.exit_code == 0, result.stdout
     assert machine_ad(result)["HAS_SINGULARITY"] == "True"
 

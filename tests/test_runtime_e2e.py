@@ -298,7 +298,7 @@ def test_required_with_a_runtime_but_no_usable_image(tmp_path: Path, fake_cvmfs:
                    *probe_settings(tmp_path, test_image=str(tmp_path / "test-image")))
     if image_required == "true":
         assert (result.exit_code, result.failure) == (1, "WN_Resource"), result.stdout
-        assert (f"no usable image for platforms default,rhel9,rhel8,rhel7,rhel6 "
+        assert ("no usable image for platforms default,rhel9,rhel8,rhel7,rhel6 "
                 "(GLIDEIN_REQUIRED_OS=any meeting REQUIRED_OS=any) after "
                 "SINGULARITY_IMAGE_RESTRICTIONS=cvmfs (the default) (usable: none), and "
                 "SINGULARITY_IMAGE_REQUIRED=true (glidein_config:") in result.detail
