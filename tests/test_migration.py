@@ -340,3 +340,15 @@ def test_ours_twice_replaces_its_own_earlier_true(tmp_path, fake_cvmfs):
     ad = machine_ad(result)
     assert ad["HAS_SINGULARITY"] == "False"
     assert_one_consistent_set(ad)
+
+
+def test_the_dry_run_says_which_image_proved_the_runtime_or_why_none_was_looked_for(
+        tmp_path, fake_cvmfs):
+    fake_cvmfs.bin.install_runtime("apptainer")
+    args = ["run", "--set", "GLIDEIN_Singularity_Use=PREFERRED",
+            "--set", "SINGULARITY_IMAGES_DICT=rhel9:/cvmfs/none/el9"]
+    out = run_cli(args, tmp_path, fake_cvmfs.env()).stdout
+    assert f"; proven with {BUILTIN_TEST_IMAGE} (GlideinWMS built-in test image))" in out
+    out = run_cli([*args, "--set", "SINGULARITY_IMAGE_REQUIRED=true"], tmp_path,
+                  fake_cvmfs.env()).stdout
+    assert "Runtime: not looked for (no usable image for platforms default," in out

@@ -252,8 +252,9 @@ def test_run_shows_every_decision_on_the_runtime_images_and_binds(
     out = text.stdout
     assert "Result:  OK (exit 0)" in out
     assert "Mode:    PREFERRED (" in out
-    assert f"Runtime: {chosen} (singularity-ce 4.1.3, unprivileged; from singularity on PATH)" \
-        in out.splitlines()
+    assert (f"Runtime: {chosen} (singularity-ce 4.1.3, unprivileged; from singularity on PATH; "
+            f"proven with {fake_cvmfs.images['rhel9']} (the node's default image (rhel9)))"
+            ) in out.splitlines()
     candidates = {row[1]: row[3] for row in report_table(out, "Runtime candidates")}
     assert candidates[str(broken)].startswith("rejected: ")
     assert "FATAL" in candidates[str(broken)]
