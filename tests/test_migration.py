@@ -277,12 +277,15 @@ REFERENCE_TRUE = ("True", "PREFERRED", "/opt/other/apptainer", "1.2.0", "apptain
                   "privileged")
 
 
+@pytest.mark.parametrize("images", ["some", "none"])
 def test_reference_true_then_ours_false_clears_the_reference_s_runtime(tmp_path, fake_cvmfs,
-                                                                       classad2):
+                                                                       classad2, images):
+    """With no images dict the reference publishes it empty and required: ours makes it not
+    required, or condor_startup.sh would fail the glidein (machine_ad checks)."""
     fake_cvmfs.bin.install_runtime("apptainer", fail="exit255")
-    work = make_work_dir(tmp_path / "work", {"GLIDEIN_Singularity_Use": "PREFERRED",
-                                             "GLIDEIN_PROVIDES": "cvmfs",
-                                             "SINGULARITY_IMAGES_DICT": fake_cvmfs.images_dict()})
+    work = make_work_dir(tmp_path / "work", {
+        "GLIDEIN_Singularity_Use": "PREFERRED", "GLIDEIN_PROVIDES": "cvmfs",
+        **({"SINGULARITY_IMAGES_DICT": fake_cvmfs.images_dict()} if images == "some" else {})})
     reference_advertises(work, *REFERENCE_TRUE)
     result = setup(tmp_path, fake_cvmfs.env(), work=work)
     assert result.exit_code == 0, result.stdout
@@ -291,7 +294,10 @@ def test_reference_true_then_ours_false_clears_the_reference_s_runtime(tmp_path,
     assert_one_consistent_set(ad)
     assert ad["GLIDEIN_PROVIDES"] == "cvmfs"
     assert result.condor_vars["SINGULARITY_PATH"] == "SINGULARITY_PATH S - + N Y +"
-    assert ad["SINGULARITY_IMAGES_DICT"] == fake_cvmfs.images_dict()  # an input: kept
+    if images == "some":
+        assert ad["SINGULARITY_IMAGES_DICT"] == fake_cvmfs.images_dict()  # an input: kept
+    else:
+        assert result.condor_vars["SINGULARITY_IMAGES_DICT"].split()[4] == "N"
     assert ad["GLIDEIN_REQUIRED_OS"] == "any"  # the reference's rewrite, already done
     for name, value in ad.items():  # HTCondor's parser takes every value
         classad2.ExprTree(f'"{value}"' if result.condor_vars[name].split()[1] == "S" else value)

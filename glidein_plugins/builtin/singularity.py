@@ -54,6 +54,7 @@ NOT_NESTED = ("no sign of an enclosing container (APPTAINER_CONTAINER and SINGUL
               "unset, no /.singularity.d, PID 1 is not a container init)")
 USERNS = "HAS_UNPRIVILEGED_USER_NAMESPACES"
 TEST_IMAGE = "GLIDEIN_SINGULARITY_TEST_IMAGE"
+DICT = "SINGULARITY_IMAGES_DICT"
 PROVIDES_ITEM = "singularity/"
 # the output names of this plugin and of GlideinWMS's singularity_setup.sh, cleared when stale
 FAMILY = (
@@ -170,10 +171,14 @@ def _test_image(context: Context, runtime: RuntimeProbe) -> list[Attribute]:
 
 def _without_stale(context: Context, published: list[Attribute]) -> list[Attribute]:
     """``published`` plus an empty value for every ``FAMILY`` name glidein_config holds that
-    is not published now (left by the reference's script or an earlier run)."""
+    is not published now (left by the reference's script or an earlier run), and for an images
+    dict glidein_config holds empty (the reference publishes it Required=Y, and an empty
+    required value makes ``condor_startup.sh`` fail the glidein)."""
     names = {attribute.name for attribute in published}
     stale = [name for name in FAMILY
              if name not in names and context.glidein_config.get(name)]
+    if DICT not in names and context.glidein_config.get(DICT) == "":
+        stale.append(DICT)
     if stale:
         context.note(f"cleared, left by an earlier run or GlideinWMS's singularity_setup.sh: "
                      f"{', '.join(stale)}")
