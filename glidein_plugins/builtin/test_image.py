@@ -28,6 +28,7 @@ from typing import Any
 from glidein_plugins import paths
 from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.context import Context
+from glidein_plugins.errors import GlideinFailure
 from glidein_plugins.images import ANY_ORDER, is_remote, rebase_cvmfs
 from glidein_plugins.results import Facts
 
@@ -115,5 +116,5 @@ def _remote_allowed(context: Context) -> bool:
 
     try:
         return "remote" in images.restrictions(context)
-    except Exception:  # a bad value fails the images phase itself, with file:line
+    except GlideinFailure:  # a bad value fails the images phase itself, with file:line
         return False
