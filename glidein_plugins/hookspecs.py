@@ -84,7 +84,7 @@ def glidein_image_select(
 
     The runner asks it at setup for the node's platforms (the entry's ``GLIDEIN_REQUIRED_OS``
     and the Frontend's ``REQUIRED_OS``, in preference order) and records the choice as
-    ``facts.image``: the image the runtime is tested with and the node's default.
+    ``facts.image``: the node's default image, the first one the runtime is tested with.
 
     :param facts: ``facts.images`` holds the usable images.
     :param platforms: platform keys, most preferred first.
@@ -119,7 +119,9 @@ def glidein_runtime_probe(
     The runner probes candidates in priority order until one is ``ok``; every rejected one is
     kept in ``facts.rejected_runtimes`` with its reason.
 
-    :param facts: ``facts.image`` is the image to test with (None when no image is usable).
+    :param facts: ``facts.image`` is the node's default image (None when none serves its
+        platforms: the built-in probe then tests with another usable image, else a test image,
+        see ``builtin/test_image.py``).
     :param candidate: the binary to probe.
     :return: the probe's result. Stops at first non-None result (``firstresult``).
     """

@@ -217,7 +217,9 @@ def build(facts: Facts, restrictions: Iterable[str], cvmfs_root: str,
     path = runtime.candidate.path
     if not path.startswith("/") or path != path.strip() or '"' in path:
         raise NotPossible(f"the runtime path {path!r} cannot be a SINGULARITY value")
-    default = facts.image or facts.images[0]
+    default = facts.image or next(iter(facts.images), None)
+    if default is None:  # proven with a test image (issue 14): the wrapper runs own-image jobs
+        raise NotPossible("no usable image for a default SINGULARITY_IMAGE_EXPR")
     features = runtime.features
     missing_target = features.get("missing_target")
     nested = bool(features.get("nested"))

@@ -142,7 +142,7 @@ def _settings(context: Context) -> dict[str, Any]:
 
 def check_runtime(context: Context, facts: Facts) -> Check:
     """The proven runtime still runs (see the module docstring)."""
-    from glidein_plugins.builtin import probe  # noqa: PLC0415
+    from glidein_plugins.builtin import probe, test_image  # noqa: PLC0415
 
     assert facts.runtime is not None
     candidate = RuntimeCandidate(facts.runtime.candidate.path, "setup")
@@ -152,7 +152,7 @@ def check_runtime(context: Context, facts: Facts) -> Check:
     why = paths.describe(paths.inspect([binary], version_timeout, context.quiet_run)[binary])
     if why:
         return Check(False, why)
-    image = str(settings["test_image"]) or (facts.image.uri if facts.image else "")
+    image = test_image.choose(context, facts, settings).uri  # the image setup proved it with
     ttl = float(settings["cache_ttl"])
     key = probe.cache_key(candidate, image, settings, context.environ)
     if ttl > 0 and probe.cached_probe(context, key, ttl) is not None:

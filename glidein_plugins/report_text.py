@@ -39,13 +39,17 @@ def print_setup(outcome: SetupOutcome, out: TextIO) -> None:
 
 def _runtime_line(facts: Facts) -> str:
     runtime = facts.runtime
+    if runtime is None and facts.image_problem:
+        return f"not looked for ({facts.image_problem})"
     if runtime is None and facts.rejected_runtimes:
         return (f"none: no working container runtime among the {len(facts.rejected_runtimes)} "
                 "candidates below")
     if runtime is None:
         return f"none ({facts.runtime_reason})"
+    proven = (f"; proven with {runtime.test_image} ({runtime.test_image_source})"
+              if runtime.test_image else "")
     return (f"{runtime.candidate.path} ({runtime.flavour} {runtime.version}, {runtime.privilege}; "
-            f"from {runtime.candidate.source})")
+            f"from {runtime.candidate.source}{proven})")
 
 
 def _features(runtime: RuntimeProbe) -> str:

@@ -137,6 +137,9 @@ class RuntimeProbe:
     privilege: str = ""  # privileged | fakeroot | unprivileged
     features: Mapping[str, bool] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)  # why a feature is False, notes
+    test_image: str = ""  # the image the container test ran (or would have run) in
+    test_image_source: str = ""  # where that image came from (images dict, APPTAINER_TEST_IMAGE)
+    test_image_failed: bool = False  # ``reason`` is the test image's fault, not the runtime's
 
 
 @dataclass(frozen=True)
@@ -210,21 +213,25 @@ class Facts:
     image: Image | None = None  # the node's default image, chosen for its platforms
     binds: tuple[Bind, ...] = ()
     rejected_binds: tuple[BindVerdict, ...] = ()
+    # why jobs get no image here, set only where the entry opted into failing for it
+    # (``SINGULARITY_IMAGE_REQUIRED``, ``settings.images.require_platform_image``)
+    image_problem: str = ""
 
     def with_(self, **changes: object) -> Facts:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
     def has_singularity(self) -> bool:
-        """A proven runtime and at least one usable image: jobs can run in containers."""
-        return self.runtime is not None and bool(self.images)
+        """A proven runtime, and no missing image the entry made fatal: jobs can run in
+        containers (those that bring their own image, at least)."""
+        return self.runtime is not None and not self.image_problem
 
     @property
     def singularity_reason(self) -> str:
         """Why ``has_singularity`` is False ('' when it is True)."""
         if self.has_singularity:
             return ""
-        return self.runtime_reason or "no usable image (see the images decisions)"
+        return self.image_problem or self.runtime_reason
 
     @property
     def runtime_reason(self) -> str:
@@ -235,6 +242,16 @@ class Facts:
             return f"containers not wanted: {self.mode.reason}"
         if not self.rejected_runtimes:
             return "no container runtime found: no candidate binary was proposed"
+        image_failed = [probe for probe in self.rejected_runtimes if probe.test_image_failed]
+        if image_failed and all(probe.test_image_failed or not probe.version
+                                for probe in self.rejected_runtimes):
+            # every runtime that answered failed on the test image: its problem, not theirs
+            first = image_failed[0]
+            tried = "; ".join(f"{probe.candidate.path}: {probe.reason}"
+                              for probe in self.rejected_runtimes)
+            return (f"test image problem, not a missing runtime: {len(image_failed)} "
+                    f"runtime(s) found, none proven with the test image {first.test_image} "
+                    f"({first.test_image_source}): {tried}")
         tried = "; ".join(
             f"{probe.candidate.path} ({probe.candidate.source}): {probe.reason}"
             for probe in self.rejected_runtimes

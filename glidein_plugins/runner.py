@@ -356,13 +356,34 @@ class Runner:
         facts = facts.with_(images=tuple(images.values()))
         platforms = node_platforms(self.context)
         chosen = self.select_image(facts, platforms)
-        if chosen is None:
-            self.note("images", f"no usable image for platforms {','.join(platforms)} "
-                      f"(usable: {','.join(images) or 'none'})", "warning")
-        else:
+        if chosen is not None:
             self.note("images", f"default image for {','.join(platforms)}: {chosen.platform} "
                       f"{chosen.uri}")
-        return facts.with_(image=chosen)
+            return facts.with_(image=chosen)
+        return self.judge_missing_image(facts, platforms)
+
+    def judge_missing_image(self, facts: Facts, platforms: Sequence[str]) -> Facts:
+        """No image for the node's platforms: a warning (GlideinWMS's default: the runtime is
+        still proven with a test image and advertised, for jobs that bring their own image),
+        or ``image_problem`` where the entry opted into failing for it."""
+        from glidein_plugins.builtin import images as builtin_images  # noqa: PLC0415
+
+        try:
+            summary, details = builtin_images.missing(self.context, facts, platforms)
+            required_by = builtin_images.required_by(self.context, facts)
+        except GlideinFailure as exc:
+            raise Stop(Failure(exc.failure_type, exc.message)) from None
+        details = f": {details}" if details else ""
+        if required_by:  # the opt-in named before the details, which may be cut
+            problem = f"{summary}, and {required_by}{details}"
+            self.note("images", problem, "error")
+            return facts.with_(image_problem=problem)
+        self.note("images", f"{summary}{details}. The runtime is still proven (with a test "
+                  "image) and advertised, as GlideinWMS does: only jobs that bring their own "
+                  "image can run here (opt into failing instead: SINGULARITY_IMAGE_REQUIRED="
+                  "true or settings.images.require_platform_image)", "warning")
+        return facts
+
 
     def select_image(self, facts: Facts, platforms: Sequence[str]) -> Image | None:
         found = self.call_first("glidein_image_select", context=self.context, facts=facts,
@@ -455,7 +476,11 @@ class Runner:
                 if decision.wants_container else []))
             if decision.wants_container:
                 facts = self.collect_images(facts)
-                facts = self.find_runtime(facts)
+                if facts.image_problem:
+                    self.note("runtime", "not looked for: no usable image, and the entry "
+                              "requires one", "warning")
+                else:
+                    facts = self.find_runtime(facts)
             else:
                 self.note("runtime", f"not looked for: {decision.outcome.value}")
             facts = self.detect_devices(facts)

@@ -411,3 +411,55 @@ def test_a_cvmfs_link_leading_outside_is_refused(tmp_path: Path) -> None:
     assert plugin.glidein_images_contribute(context) == []
     assert any("refused" in event.message and str(outside) in event.message
                for event in context.trace)
+
+
+# ---- a missing image: warning by default, fatal by opt-in (issue 14) -----------------------------
+
+def _context(tmp_path: Path, values: str, settings: dict[str, object] | None = None) -> Context:
+    entry = EntryConfig("TEST", settings={"images": {
+        key: Setting(value, "entry.yaml:3") for key, value in (settings or {}).items()}})
+    return Context(entry, glidein_config.parse(values), tmp_path, Deadline(60), {})
+
+
+@pytest.mark.parametrize(("value", "required"), [
+    ("", False), ("false", False), ("FALSE", False), (" false ", False),
+    # the reference compares the lower-cased value with "false": anything else requires one
+    ("true", True), ("True", True), ("1", True), ("0", True), ("no", True),
+])
+def test_singularity_image_required_reads_as_the_reference(tmp_path, value, required):
+    context = _context(tmp_path, f"SINGULARITY_IMAGE_REQUIRED {value}\n")
+    found = plugin.required_by(context, Facts())
+    assert bool(found) is required
+    if required:
+        assert found.startswith(f"SINGULARITY_IMAGE_REQUIRED={value.strip()} (glidein_config:1)")
+
+
+def test_singularity_image_required_is_met_by_an_image_of_a_common_platform(tmp_path):
+    context = _context(tmp_path, "SINGULARITY_IMAGE_REQUIRED true\n")
+    assert plugin.required_by(context, Facts(images=(Image("rhel7", "/cvmfs/x"),))) == ""
+    assert plugin.required_by(context, Facts(images=(Image("el9", "/cvmfs/x"),))) != ""
+
+
+def test_require_platform_image_names_its_setting(tmp_path):
+    context = _context(tmp_path, "", {"require_platform_image": True})
+    assert plugin.required_by(context, Facts(images=(Image("rhel9", "/cvmfs/x"),))) == (
+        "entry.yaml:3: settings.images.require_platform_image is true (an image for the node's "
+        "own platforms is required)")
+    image = Image("rhel9", "/cvmfs/x")
+    assert plugin.required_by(context, Facts(images=(image,), image=image)) == ""
+
+
+def test_what_is_missing_names_platforms_lists_restrictions_and_verdicts(tmp_path):
+    context = _context(tmp_path, "GLIDEIN_REQUIRED_OS rhel9,rhel8\n"
+                                 "SINGULARITY_IMAGE_RESTRICTIONS cvmfs,remote\n")
+    context.state("images")["verdicts"] = {"rhel9": "/x (SINGULARITY_IMAGES_DICT) unusable: "
+                                                    "does not exist"}
+    summary, details = plugin.missing(context, Facts(), ["rhel9", "rhel8"])
+    assert summary == ("no usable image for platforms rhel9,rhel8 (GLIDEIN_REQUIRED_OS="
+                       "rhel9,rhel8 meeting REQUIRED_OS=any) after SINGULARITY_IMAGE_RESTRICTIONS"
+                       "=cvmfs,remote (usable: none)")
+    assert details == ("rhel9: /x (SINGULARITY_IMAGES_DICT) unusable: does not exist; "
+                       "none configured for rhel8")
+    assert plugin.missing(context, Facts(), []) == (
+        "GLIDEIN_REQUIRED_OS=rhel9,rhel8 and REQUIRED_OS=any have no platform in common, so no "
+        "image serves this node", "")

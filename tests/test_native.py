@@ -343,6 +343,16 @@ def test_values_that_could_inject_config_make_native_mode_impossible(facts: Fact
         native.build(facts, {"cvmfs"}, "/cvmfs")
 
 
+def test_a_runtime_proven_without_any_usable_image_leaves_native_mode_impossible() -> None:
+    """HAS_SINGULARITY=True with no image (GlideinWMS's default since issue 14): no default
+    image to configure, so the job wrapper starts the jobs that bring their own."""
+    facts = Facts(mode=ModeDecision(Mode.PREFERRED, "", "", ""),
+                  runtime=facts_with().runtime)
+    assert facts.has_singularity
+    with pytest.raises(native.NotPossible, match="no usable image"):
+        native.build(facts, {"cvmfs"}, "/cvmfs")
+
+
 @pytest.mark.parametrize(("restrictions", "image", "allowed"), [
     ({"cvmfs"}, "docker://hub.example.org/vo/img:1", False),
     ({"cvmfs", "remote"}, "docker://hub.example.org/vo/img:1", True),

@@ -377,3 +377,21 @@ def test_the_hook_is_posix_sh() -> None:
     text = (ROOT / HOOK).read_text()
     assert text.startswith("#!/bin/sh\n") and not re.search(r"\beval\b", text)
 
+
+
+def test_a_runtime_proven_with_a_test_image_passes_from_the_probe_cache(
+        tmp_path: Path, fake_cvmfs: FakeCvmfs, reader: Reader) -> None:
+    """No usable image (issue 14): setup proved the runtime with GlideinWMS's test image; the
+    re-check finds that probe in the cache (same image), so no container is started again."""
+    runtime = fake_cvmfs.bin.install_runtime("apptainer")
+    work = make_work_dir(tmp_path / "work", {"GLIDEIN_Singularity_Use": "PREFERRED",
+                                             "SINGULARITY_IMAGES_DICT": "rhel9:/cvmfs/none/el9"})
+    setup = glidein_result(run_cli(["setup", "glidein_config", "entry"], work,
+                                   fake_cvmfs.env()), work)
+    assert setup.config["GLIDEIN_SINGULARITY_TEST_IMAGE"] == "oras://ghcr.io/apptainer/alpine:latest"
+    cron = tmp_path / "cron"
+    cron.mkdir()
+    ad = reader.read(run_cli(["periodic", str(work / "glidein_config"), "main"], cron,
+                             fake_cvmfs.env()), cron)
+    assert ad["HAS_SINGULARITY"] is True and ad["GLIDEIN_PLUGINS_RUNTIME_OK"] is True
+    assert [call[1:] for call in fake_cvmfs.bin.calls(runtime)][-1:] == [["--version"]]

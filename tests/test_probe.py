@@ -235,13 +235,66 @@ def test_a_hanging_version_check_costs_the_version_timeout_only(fake_cvmfs):
     assert fake_cvmfs.bin.exec_calls(runtime) == [], "no container test for a hung binary"
 
 
-def test_no_test_image_is_a_rejection(fake_cvmfs):
+def _probe_without_images(fake_cvmfs, settings=None, **environ):
     runtime = fake_cvmfs.bin.install_runtime("apptainer")
+    work = fake_cvmfs.root.parent / "work"
+    work.mkdir(exist_ok=True)
+    entry = EntryConfig("TEST", settings={"probe": {
+        key: Setting(value, "test.yaml:1") for key, value in (settings or {}).items()}})
+    context = Context(entry, parse(""), work, Deadline(60), fake_cvmfs.env(**environ))
+    return probe.glidein_runtime_probe(context, Facts(), RuntimeCandidate(str(runtime), "t"))
+
+
+def test_without_any_image_the_builtin_remote_test_image_proves_the_runtime(fake_cvmfs):
+    """GlideinWMS's singularity_get_image_default: its APPTAINER_TEST_IMAGE_DEFAULT last."""
+    result = _probe_without_images(fake_cvmfs)
+    assert result.ok, result.reason
+    assert (result.test_image, result.test_image_source) == (
+        "oras://ghcr.io/apptainer/alpine:latest", "GlideinWMS built-in test image")
+
+
+def test_no_test_image_is_a_test_image_problem_that_names_each_refusal(fake_cvmfs, tmp_path):
+    result = _probe_without_images(fake_cvmfs, {"remote_test_image": False},
+                                   GWMS_SINGULARITY_IMAGE_DEFAULT=str(tmp_path / "gone.sif"),
+                                   APPTAINER_TEST_IMAGE="docker://alpine")
+    assert not result.ok and result.test_image_failed
+    assert result.reason.startswith("test image problem: no usable image to prove the runtime")
+    gone = tmp_path / "gone.sif"
+    assert f"GWMS_SINGULARITY_IMAGE_DEFAULT (environment) {gone}: " in result.reason
+    assert "APPTAINER_TEST_IMAGE (environment) docker://alpine: remote" in result.reason
+    assert "built-in test image oras://ghcr.io/apptainer/alpine:latest: remote" in result.reason
+
+
+@pytest.mark.parametrize("which", ["GWMS_SINGULARITY_IMAGE_DEFAULT", "APPTAINER_TEST_IMAGE"])
+def test_a_local_test_image_from_the_environment_comes_first(fake_cvmfs, tmp_path, which):
+    image = tmp_path / "local.sif"
+    image.write_text("sif")
+    result = _probe_without_images(fake_cvmfs, **{which: str(image)})
+    assert result.ok and (result.test_image, result.test_image_source) == (
+        str(image), f"{which} (environment)")
+
+
+def test_gwms_singularity_image_default_wins_over_apptainer_test_image(fake_cvmfs, tmp_path):
+    first, second = tmp_path / "first.sif", tmp_path / "second.sif"
+    first.write_text("sif")
+    second.write_text("sif")
+    result = _probe_without_images(fake_cvmfs, GWMS_SINGULARITY_IMAGE_DEFAULT=str(first),
+                                   APPTAINER_TEST_IMAGE=str(second))
+    assert result.test_image == str(first)
+
+
+def test_a_remote_test_image_that_cannot_be_pulled_is_the_image_s_problem(fake_cvmfs):
+    runtime = fake_cvmfs.bin.install_runtime("apptainer", fail="noremote")
     work = fake_cvmfs.root.parent / "work"
     work.mkdir()
     context = Context(EntryConfig("TEST"), parse(""), work, Deadline(60), fake_cvmfs.env())
     result = probe.glidein_runtime_probe(context, Facts(), RuntimeCandidate(str(runtime), "t"))
-    assert not result.ok and result.reason.startswith("no test image")
+    assert not result.ok and result.test_image_failed
+    assert result.reason.startswith("the remote test image oras://ghcr.io/apptainer/alpine:latest"
+                                    " (GlideinWMS built-in test image) could not be run: ")
+    assert result.version == "1.3.4", "the runtime itself answered"
+    facts = Facts(rejected_runtimes=(result,))
+    assert facts.runtime_reason.startswith("test image problem, not a missing runtime: ")
 
 
 def test_the_test_image_setting_wins(fake_cvmfs, tmp_path):
@@ -374,14 +427,25 @@ def test_a_hanging_runtime_ends_within_the_budget_and_leaves_nothing(fake_cvmfs,
     assert leftovers(fake_cvmfs.bin) == []
 
 
-def test_a_stale_cvmfs_ends_within_the_budget_and_leaves_nothing(fake_cvmfs, tmp_path):
-    """stat (and the runtime) hang on everything under the CVMFS root, where the images are."""
+@pytest.mark.parametrize("image_required", ["", "true"])
+def test_a_stale_cvmfs_ends_within_the_budget_and_leaves_nothing(fake_cvmfs, tmp_path,
+                                                                 image_required):
+    """stat (and the runtime) hang on everything under the CVMFS root, where the images are:
+    no image is usable, so the runtime is proven with the built-in remote test image (as
+    GlideinWMS does), unless SINGULARITY_IMAGE_REQUIRED makes the missing image fatal."""
     fake_cvmfs.bin.install_runtime("apptainer")
     fake_cvmfs.bin.install_stat()
     result, seconds = setup(fake_cvmfs, tmp_path, budget=BUDGET,
-                            FAKE_STAT_HANG=str(fake_cvmfs.root))
+                            FAKE_STAT_HANG=str(fake_cvmfs.root),
+                            SINGULARITY_IMAGE_REQUIRED=image_required)
     assert seconds < BUDGET + SLACK
-    assert (result.exit_code, result.failure) == (1, "WN_Resource")
+    if image_required:
+        assert (result.exit_code, result.failure) == (1, "WN_Resource")
+        assert "SINGULARITY_IMAGE_REQUIRED=true (environment) requires an image" in result.detail
+    else:
+        assert result.exit_code == 0, result.stdout
+        assert result.config["GLIDEIN_SINGULARITY_TEST_IMAGE"] == (
+            "oras://ghcr.io/apptainer/alpine:latest")
     assert "stale CVMFS" in result.stdout
     time.sleep(0.2)
     assert leftovers(fake_cvmfs.bin) == []

@@ -252,8 +252,9 @@ def test_run_shows_every_decision_on_the_runtime_images_and_binds(
     out = text.stdout
     assert "Result:  OK (exit 0)" in out
     assert "Mode:    PREFERRED (" in out
-    assert f"Runtime: {chosen} (singularity-ce 4.1.3, unprivileged; from singularity on PATH)" \
-        in out.splitlines()
+    assert (f"Runtime: {chosen} (singularity-ce 4.1.3, unprivileged; from singularity on PATH; "
+            f"proven with {fake_cvmfs.images['rhel9']} (the node's default image (rhel9)))"
+            ) in out.splitlines()
     candidates = {row[1]: row[3] for row in report_table(out, "Runtime candidates")}
     assert candidates[str(broken)].startswith("rejected: ")
     assert "FATAL" in candidates[str(broken)]
@@ -283,13 +284,29 @@ def test_run_shows_every_decision_on_the_runtime_images_and_binds(
     assert all(bind["reason"] for bind in report["rejected_binds"])
 
 
-def test_required_with_a_runtime_but_no_usable_image_fails(tmp_path: Path,
-                                                           fake_cvmfs: FakeCvmfs) -> None:
+@pytest.mark.parametrize("image_required", ["", "false", "true"])
+def test_required_with_a_runtime_but_no_usable_image(tmp_path: Path, fake_cvmfs: FakeCvmfs,
+                                                     image_required: str) -> None:
+    """GlideinWMS's default: the runtime proven with the test image is advertised (jobs that
+    bring their own image match); SINGULARITY_IMAGE_REQUIRED=true makes it fatal, naming the
+    missing image."""
     fake_cvmfs.bin.install_runtime("apptainer")
     (tmp_path / "test-image").mkdir()  # the runtime can be proven with the probe's test image
     work = work_dir(tmp_path, "REQUIRED",
-                    SINGULARITY_IMAGES_DICT=f"rhel9:{fake_cvmfs.root}/missing/el9")
+                    SINGULARITY_IMAGES_DICT=f"rhel9:{fake_cvmfs.root}/missing/el9",
+                    SINGULARITY_IMAGE_REQUIRED=image_required)
     result = setup(work, fake_cvmfs.env(),
                    *probe_settings(tmp_path, test_image=str(tmp_path / "test-image")))
-    assert (result.exit_code, result.failure) == (1, "WN_Resource"), result.stdout
-    assert "no usable image" in result.detail
+    if image_required == "true":
+        assert (result.exit_code, result.failure) == (1, "WN_Resource"), result.stdout
+        assert ("no usable image for platforms default,rhel9,rhel8,rhel7,rhel6 "
+                "(GLIDEIN_REQUIRED_OS=any meeting REQUIRED_OS=any) after "
+                "SINGULARITY_IMAGE_RESTRICTIONS=cvmfs (the default) (usable: none), and "
+                "SINGULARITY_IMAGE_REQUIRED=true (glidein_config:") in result.detail
+        assert (f"or the node's platforms: rhel9: {fake_cvmfs.root}/missing/el9 "
+                "(SINGULARITY_IMAGES_DICT) unusable: ") in result.detail
+        return
+    assert result.exit_code == 0, result.stdout
+    assert result.config["HAS_SINGULARITY"] == "True"
+    assert result.config["GLIDEIN_SINGULARITY_TEST_IMAGE"] == str(tmp_path / "test-image")
+    assert "only jobs that bring their own image can run here" in result.stdout

@@ -17,8 +17,17 @@ keep one revision of a tag like ``osgvo-el9:latest``; the trace and the image's 
 the configured path. An image whose URI cannot be advertised in a ClassAd string is dropped,
 with the reason.
 
+No usable image for the node's platforms (none configured, none usable, none allowed, or
+``GLIDEIN_REQUIRED_OS`` and ``REQUIRED_OS`` without a platform in common) is, by default, only a
+warning, as in GlideinWMS: the runtime is still proven (``test_image``) and advertised, for jobs
+that bring their own image. Two opt-ins make it fatal (``HAS_SINGULARITY=False``; REQUIRED:
+the glidein fails): GlideinWMS's ``SINGULARITY_IMAGE_REQUIRED`` (any value but empty or
+``false``: some usable image must exist, for the node's platforms or for one of ``default,
+rhel9, rhel8, rhel7, rhel6``), and the ``require_platform_image`` setting (an image for the
+node's own platforms must exist).
+
 Settings (``settings: {images: {...}}``): ``osg_defaults`` (bool, true), ``timeout`` (seconds
-for each check, 20).
+for each check, 20), ``require_platform_image`` (bool, false).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
 from glidein_plugins.images import (
+    ANY_ORDER,
     LEGACY_KEYS,
     OSG_DEFAULTS,
     format_dict,
@@ -43,11 +53,14 @@ from glidein_plugins.images import (
 from glidein_plugins.results import Facts, Image
 
 PLUGIN = "images"
-SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {"osg_defaults": checks.boolean, "timeout": checks.seconds}
+SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0,
+                            "require_platform_image": False}
+CHECKS: dict[str, checks.Check] = {"osg_defaults": checks.boolean, "timeout": checks.seconds,
+                                   "require_platform_image": checks.boolean}
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
 RESTRICTIONS = ("cvmfs", "remote", "test", "any")
+REQUIRED_KEY = "SINGULARITY_IMAGE_REQUIRED"
 
 
 @dataclass(frozen=True)
@@ -154,10 +167,12 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     allowed = restrictions(context)
     root = cvmfs_root(context).rstrip("/") or "/cvmfs"
     candidates: list[tuple[Configured, str]] = []  # (configured, rebased URI)
+    verdicts: dict[str, str] = context.state(PLUGIN).setdefault("verdicts", {})
     for item in configured(context, chosen["osg_defaults"]):
         uri = rebase_cvmfs(item.uri, root)
         why = refusal(uri, allowed, root) if item.uri else "empty image URI"
         if why:
+            verdicts[item.platform] = f"{item.uri or '-'} ({item.source}) refused: {why}"
             context.note(f"{item.platform}: {item.uri or '-'} ({item.source}) refused: {why}",
                          "warning")
         else:
@@ -172,6 +187,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
         image = _image(item, resolved.real.get(uri) or uri)
         why = refusal(image.uri, allowed, root)  # where a CVMFS link really leads counts too
         if why:
+            verdicts[item.platform] = f"{uri} -> {image.uri} ({item.source}) refused: {why}"
             context.note(f"{item.platform}: {uri} -> {image.uri} ({item.source}) refused: {why}",
                          "warning")
         else:
@@ -193,6 +209,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
         why = unusable(image)
         shown = item.uri if image.uri == item.uri else f"{item.uri} -> {image.uri}"
         if why:
+            verdicts[item.platform] = f"{shown} ({item.source}) unusable: {why}"
             context.note(f"{item.platform}: {shown} ({item.source}) unusable: {why}", "warning")
         else:
             context.note(f"{item.platform}: {shown} ({item.source}) usable")
@@ -235,3 +252,40 @@ def glidein_image_select(facts: Facts, platforms: Sequence[str]) -> Image | None
     """The usable image of the first platform, in the order given (the job's preference)."""
     by_platform = {image.platform: image for image in facts.images}
     return next((by_platform[p] for p in platforms if p in by_platform), None)
+
+
+def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> tuple[str, str]:
+    """What is missing when no usable image serves the node's ``platforms`` (('', '') when one
+    does): a summary (the platforms, the OS lists that made them, the restrictions) and the
+    details (each image's verdict, '' for an empty OS intersection)."""
+    if facts.image is not None:
+        return "", ""
+    entry_os = context.get("GLIDEIN_REQUIRED_OS") or "any"
+    job_os = context.get("REQUIRED_OS") or "any"
+    if not platforms:
+        return (f"GLIDEIN_REQUIRED_OS={entry_os} and REQUIRED_OS={job_os} have no platform in "
+                "common, so no image serves this node"), ""
+    verdicts: dict[str, str] = context.state(PLUGIN).get("verdicts", {})
+    told = [f"{platform}: {verdicts[platform]}" for platform in platforms if platform in verdicts]
+    unset = [platform for platform in platforms if platform not in verdicts]
+    if unset:
+        told.append(f"none configured for {','.join(unset)}")
+    allowed = value(context, RESTRICTIONS_KEY) or "cvmfs (the default)"
+    usable = ",".join(image.platform for image in facts.images) or "none"
+    return (f"no usable image for platforms {','.join(platforms)} (GLIDEIN_REQUIRED_OS="
+            f"{entry_os} meeting REQUIRED_OS={job_os}) after {RESTRICTIONS_KEY}={allowed} "
+            f"(usable: {usable})"), "; ".join(told)
+
+
+def required_by(context: Context, facts: Facts) -> str:
+    """The opt-in that makes a missing image fatal here ('' when none applies)."""
+    if facts.image is not None:
+        return ""
+    if settings(context)["require_platform_image"]:
+        return (f"{checks.where(context, PLUGIN, 'require_platform_image')} is true (an image "
+                "for the node's own platforms is required)")
+    raw = value(context, REQUIRED_KEY)
+    if raw.lower() in ("", "false") or any(image.platform in ANY_ORDER for image in facts.images):
+        return ""
+    return (f"{REQUIRED_KEY}={raw} ({where(context, REQUIRED_KEY)}) requires an image for "
+            f"{','.join(ANY_ORDER)} or the node's platforms")

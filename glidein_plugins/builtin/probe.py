@@ -26,9 +26,16 @@ Features recorded (``RuntimeProbe.features``, with ``reasons`` saying why one is
 ``missing_target``, ``sif`` (only with ``sif_image``); ``reasons["user_namespaces"]`` is the
 host's status (enabled/disabled/unavailable/error).
 
+The test image is chosen by ``test_image.choose`` (the setting, else the node's default image,
+else any usable image, else GlideinWMS's ``GWMS_SINGULARITY_IMAGE_DEFAULT``,
+``APPTAINER_TEST_IMAGE`` and built-in remote test image); the probe records which one proved
+the runtime. A failure in a remote test image is the image's (``test_image_failed``).
+
 Settings (``settings: {probe: {...}}``): ``timeout`` (60 s, each container test),
-``version_timeout`` (10 s, the stat and version checks), ``test_image`` (else the node's
-default image), ``sif_image``, ``cache_ttl`` (3600 s; 0 disables the cache). A successful probe
+``version_timeout`` (10 s, the stat and version checks), ``test_image`` (first choice),
+``remote_test_image`` (true: a remote test image may prove the runtime whatever
+``SINGULARITY_IMAGE_RESTRICTIONS`` says, as in GlideinWMS; false: only when it includes
+``remote``), ``sif_image``, ``cache_ttl`` (3600 s; 0 disables the cache). A successful probe
 is cached in ``.glidein_plugins/probe_cache.json`` under the glidein dir, so periodic re-checks
 within the TTL run nothing.
 """
@@ -46,20 +53,22 @@ from typing import Any, Callable, TypeVar
 
 from glidein_plugins import atomic, checks, commands, hookimpl, paths
 from glidein_plugins.background import Pending
+from glidein_plugins.builtin import test_image as test_images
 from glidein_plugins.context import Context
 from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
 
 SETTINGS: dict[str, Any] = {
-    "timeout": 60.0, "version_timeout": 10.0, "test_image": "", "sif_image": "",
-    "cache_ttl": 3600.0,
+    "timeout": 60.0, "version_timeout": 10.0, "test_image": "", "remote_test_image": True,
+    "sif_image": "", "cache_ttl": 3600.0,
 }
 CHECKS: dict[str, checks.Check] = {
     "timeout": checks.seconds, "version_timeout": checks.seconds, "test_image": checks.text,
-    "sif_image": checks.text, "cache_ttl": checks.seconds_or_zero,
+    "remote_test_image": checks.boolean, "sif_image": checks.text,
+    "cache_ttl": checks.seconds_or_zero,
 }
 MISSING_TARGET = "/glidein_plugins_missing_target"
 CACHE = Path(".glidein_plugins") / "probe_cache.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 _UID_MAP = re.compile(r"\s*(\d+)\s+(\d+)(?:\s+(\d+))?\s*$")
 _VERSION_LINE = re.compile(r"^(?P<product>[A-Za-z][\w.+-]*)\s+version\s+(?P<version>\S+)",
@@ -206,11 +215,12 @@ def user_namespaces(context: Context, timeout: float = 10.0) -> tuple[str, str]:
 class _Prober:
     """The checks of one candidate."""
 
-    def __init__(self, context: Context, candidate: RuntimeCandidate, image: str,
-                 settings: Mapping[str, Any]) -> None:
+    def __init__(self, context: Context, candidate: RuntimeCandidate,
+                 test: test_images.TestImage, settings: Mapping[str, Any]) -> None:
         self.context = context
         self.candidate = candidate
-        self.image = image
+        self.test = test
+        self.image = test.uri
         self.settings = settings
         self.work = str(context.work_dir)
         self.env = runtime_env(context)
@@ -270,8 +280,8 @@ class _Prober:
         if why:
             return self.reject(why)
         if not self.image:
-            return self.reject("no test image: no usable image for this node's platforms, and "
-                               "no probe test_image setting", version, full, flavour)
+            return self.reject(f"test image problem: {self.test.why_none}", version, full,
+                               flavour, image_failed=True)
         contain = not self.nested
         features = {"nested": bool(self.nested), "contain": contain, "pid_namespaces": contain}
         reasons = {"nested": self.nested}
@@ -285,6 +295,10 @@ class _Prober:
         if failed and contain and not results["functional"].timed_out:
             failed, results = self.fall_back(failed, results, features, reasons)
         reasons["user_namespaces"] = userns.result()[0]
+        if failed and self.test.remote:  # a pull needs the network: the image's problem
+            return self.reject(f"the remote test image {self.image} ({self.test.source}) could "
+                               f"not be run: {failed}", version, full, flavour,
+                               image_failed=True)
         if failed:
             return self.reject(f"test in {self.image} failed: {failed}", version, full, flavour)
         for name in ("missing_target", "sif"):
@@ -293,7 +307,8 @@ class _Prober:
                 features[name], reasons[name] = not why, why
         uid_map = clean(results["functional"].stdout).strip().splitlines()[0]
         return RuntimeProbe(self.candidate, True, "", version, full, flavour,
-                            privilege_mode(uid_map), features, reasons)
+                            privilege_mode(uid_map), features, reasons, self.image,
+                            self.test.source)
 
     def fall_back(self, failed: str, results: dict[str, commands.CommandResult],
                   features: dict[str, bool], reasons: dict[str, str]
@@ -318,9 +333,11 @@ class _Prober:
                 return "", retry
         return first, results
 
-    def reject(self, reason: str, version: str = "", full: str = "",
-               flavour: str = "") -> RuntimeProbe:
-        return RuntimeProbe(self.candidate, False, reason, version, full, flavour)
+    def reject(self, reason: str, version: str = "", full: str = "", flavour: str = "",
+               image_failed: bool = False) -> RuntimeProbe:
+        return RuntimeProbe(self.candidate, False, reason, version, full, flavour,
+                            test_image=self.image, test_image_source=self.test.source,
+                            test_image_failed=image_failed)
 
 
 def _flavour_from_name(path: str) -> str:
@@ -365,14 +382,14 @@ def _store(context: Context, key: str, probe: RuntimeProbe) -> None:
 def glidein_runtime_probe(context: Context, facts: Facts,
                           candidate: RuntimeCandidate) -> RuntimeProbe:
     settings = checks.plugin_settings(context, "probe", SETTINGS, CHECKS)
-    image = str(settings["test_image"]) or (facts.image.uri if facts.image else "")
-    key = cache_key(candidate, image, settings, context.environ)
+    test = test_images.choose(context, facts, settings)
+    key = cache_key(candidate, test.uri, settings, context.environ)
     ttl = float(settings["cache_ttl"])
     cached = cached_probe(context, key, ttl) if ttl > 0 else None
     if cached is not None:
         context.note(f"{candidate.path}: probe result from the cache (younger than {ttl:.0f} s)")
         return cached
-    probe = _Prober(context, candidate, image, settings).probe()
+    probe = _Prober(context, candidate, test, settings).probe()
     if probe.ok and ttl > 0:
         _store(context, key, probe)
     return probe

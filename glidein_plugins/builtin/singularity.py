@@ -9,7 +9,19 @@ and features under the names GlideinWMS Frontends already match on, plus what ou
   under the reference's names (``SINGULARITY_*``, ``GWMS_SINGULARITY_*``, ``CONTAINERSW_*``,
   ``GWMS_CONTAINERSW_*``), the images dict, the platforms jobs can ask for, what the probes
   learnt, and ``singularity/<mode>`` appended to ``GLIDEIN_PROVIDES``.
+  A runtime proven with a test image while no image serves the node's platforms still gives
+  ``HAS_SINGULARITY=True`` (GlideinWMS's default; jobs must bring their own image), unless the
+  entry opted into failing for it (see the ``images`` plugin). ``GLIDEIN_SINGULARITY_TEST_IMAGE``
+  (and ``_ORIGIN``) say which image proved the runtime.
 * DISABLE (and FAIL): nothing.
+
+GlideinWMS's ``singularity_setup.sh`` may run in the same glidein, before or after us. Whenever
+we publish, the names it and we own (``FAMILY``) form one consistent set: what we do not publish
+this time but glidein_config holds (the reference's ``SINGULARITY_PATH`` next to our
+``HAS_SINGULARITY=False``, say) is cleared, written empty with a not-required condor_vars line
+(``condor_startup.sh`` then leaves it out of the machine ad), and ``singularity/*`` items of
+``GLIDEIN_PROVIDES`` other than ours are dropped. Inputs are never cleared: the images dict
+(published over only when True), ``GLIDEIN_REQUIRED_OS`` and ``GLIDEIN_DEBUG_OUTPUT``.
 
 Every False comes with a ``<NAME>_REASON`` string. A value that cannot be published safely (a
 path holding a quote, say) is left out and the decision trace says why; free text (versions,
@@ -41,6 +53,18 @@ NESTED = "GLIDEIN_NESTED_CONTAINER"
 NOT_NESTED = ("no sign of an enclosing container (APPTAINER_CONTAINER and SINGULARITY_CONTAINER "
               "unset, no /.singularity.d, PID 1 is not a container init)")
 USERNS = "HAS_UNPRIVILEGED_USER_NAMESPACES"
+TEST_IMAGE = "GLIDEIN_SINGULARITY_TEST_IMAGE"
+DICT = "SINGULARITY_IMAGES_DICT"
+PROVIDES_ITEM = "singularity/"
+# the output names of this plugin and of GlideinWMS's singularity_setup.sh, cleared when stale
+FAMILY = (
+    "HAS_SINGULARITY", "HAS_SINGULARITY_REASON", "GWMS_SINGULARITY_STATUS",
+    *(prefix + suffix for suffix in ("PATH", "VERSION", "FULL_VERSION", "MODE")
+      for prefix in PREFIXES),
+    *(name + suffix for _, name in FEATURES for suffix in ("", "_REASON")),
+    NESTED, f"{NESTED}_REASON", USERNS, f"{USERNS}_REASON",
+    "GLIDEIN_CONTAINER_PLATFORMS", TEST_IMAGE, f"{TEST_IMAGE}_ORIGIN",
+)
 
 
 def _safe(context: Context, name: str, text: str) -> list[Attribute]:
@@ -117,16 +141,48 @@ def container_platforms(context: Context, images: Iterable[Image]) -> list[str]:
     return [name for name in allowed if name in keys]
 
 
-def _provides(context: Context, item: str) -> list[Attribute]:
+def _provides(context: Context, item: str = "") -> list[Attribute]:
     """``GLIDEIN_PROVIDES`` with ``item`` appended as the reference does
-    (``${old:+"$old,"}item``); the old value is kept verbatim, and not published over when it
-    cannot be published as it is."""
-    current = context.get("GLIDEIN_PROVIDES") or ""
+    (``${old:+"$old,"}item``), and any other ``singularity/*`` item (the reference's, left from
+    a run that found another mode, or from before a False) dropped; ``item`` '' drops them all
+    and publishes nothing when there is none. The rest is kept verbatim, and not published
+    over when it cannot be published as it is."""
+    original = context.get("GLIDEIN_PROVIDES") or ""
+    parts = original.split(",")
+    stale = [part for part in parts
+             if part.strip().startswith(PROVIDES_ITEM) and part.strip() != item]
+    current = ",".join(part for part in parts if part not in stale) if stale else original
+    if not item:
+        return _safe(context, "GLIDEIN_PROVIDES", current.strip(", ")) if stale else []
     if item in (part.strip() for part in current.split(",")):
         value = current
     else:
         value = f"{current.rstrip(', ')},{item}" if current.strip(", ") else item
     return _safe(context, "GLIDEIN_PROVIDES", value)
+
+
+def _test_image(context: Context, runtime: RuntimeProbe) -> list[Attribute]:
+    """Which image proved the runtime, and where it came from."""
+    if not runtime.test_image:
+        return []
+    return [*_safe(context, TEST_IMAGE, runtime.test_image),
+            Attribute.string(f"{TEST_IMAGE}_ORIGIN", one_line(runtime.test_image_source))]
+
+
+def _without_stale(context: Context, published: list[Attribute]) -> list[Attribute]:
+    """``published`` plus an empty value for every ``FAMILY`` name glidein_config holds that
+    is not published now (left by the reference's script or an earlier run), and for an images
+    dict glidein_config holds empty (the reference publishes it Required=Y, and an empty
+    required value makes ``condor_startup.sh`` fail the glidein)."""
+    names = {attribute.name for attribute in published}
+    stale = [name for name in FAMILY
+             if name not in names and context.glidein_config.get(name)]
+    if DICT not in names and context.glidein_config.get(DICT) == "":
+        stale.append(DICT)
+    if stale:
+        context.note(f"cleared, left by an earlier run or GlideinWMS's singularity_setup.sh: "
+                     f"{', '.join(stale)}")
+    return [*published, *(Attribute.string(name, "") for name in stale)]
 
 
 @hookimpl
@@ -136,20 +192,23 @@ def glidein_attributes_contribute(context: Context, facts: Facts) -> list[Attrib
         return []  # DISABLE: GlideinWMS Singularity support is off, publish nothing
     status = Attribute.string("GWMS_SINGULARITY_STATUS", mode.outcome.value)
     if not mode.wants_container:  # NEVER: what the reference publishes, nothing looked for
-        return [*flag("HAS_SINGULARITY", False, facts.runtime_reason), status]
+        return _without_stale(context, [*flag("HAS_SINGULARITY", False, facts.runtime_reason),
+                                        status, *_provides(context)])
     runtime = facts.runtime
     host = _host_attributes(context, runtime)
     if runtime is None or not facts.has_singularity:
-        reason = facts.runtime_reason or (
+        reason = facts.singularity_reason or (
             f"no usable image (platforms {','.join(node_platforms(context))}; see the images "
             "decisions)")
-        return [*flag("HAS_SINGULARITY", False, reason), status, *host]
+        return _without_stale(context, [*flag("HAS_SINGULARITY", False, reason), status, *host,
+                                        *_provides(context)])
     platforms = container_platforms(context, facts.images)
-    return [
+    return _without_stale(context, [
         *flag("HAS_SINGULARITY", True), status,
         *_runtime_attributes(context, runtime),
+        *_test_image(context, runtime),
         *host,
         *_images_dict(context, facts.images),
         *_safe(context, "GLIDEIN_CONTAINER_PLATFORMS", ",".join(platforms)),
-        *_provides(context, f"singularity/{runtime.privilege}"),
-    ]
+        *_provides(context, f"{PROVIDES_ITEM}{runtime.privilege}"),
+    ])
