@@ -47,20 +47,20 @@ def test_example_entries(entry: str, outcome: str, publishes: bool | None,
         assert ("GWMS_SINGULARITY_STATUS" in names) is publishes
 
 
-def readme_example(kind: str) -> str:
-    """The first ``kind`` code block of the README's 'Writing a VO plugin' section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Writing a VO plugin"):]
+def tutorial_example(kind: str) -> str:
+    """The first ``kind`` code block of the VO plugin tutorial (docs/plugins/tutorial.md)."""
+    text = (ROOT / "docs" / "plugins" / "tutorial.md").read_text(encoding="utf-8")
+    section = text[text.index("# Writing a VO plugin"):]
     section = section[:section.index("\n## ", 1)]
     return section.split(f"```{kind}\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.parametrize("veto", [False, True], ids=["publishes", "vetoes"])
-def test_readme_vo_plugin_example_runs(tmp_path: Path, veto: bool) -> None:
-    """The README's plugin and entry config, as a reader would copy them."""
+def test_tutorial_vo_plugin_example_runs(tmp_path: Path, veto: bool) -> None:
+    """The tutorial's plugin and entry config, as a reader would copy them."""
     (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "myvo.py").write_text(readme_example("python"))
-    config = readme_example("yaml")
+    (tmp_path / "plugins" / "myvo.py").write_text(tutorial_example("python"))
+    config = tutorial_example("yaml")
     if veto:  # the plugin's documented setting: no VO repository on this node is fatal
         config = config.replace("profile: gpu", "profile: gpu\n        require_repository: true")
     (tmp_path / "myvo.yaml").write_text(config)
