@@ -167,13 +167,20 @@ def write_entry_config(path: Path, plugins: str) -> Path:
     return path
 
 
-def test_unknown_plugin_to_enable_is_reported_and_skipped(work_dir: Path, tmp_path: Path) -> None:
-    config = write_entry_config(tmp_path / "entry.yaml", "{enable: [no_such_plugin]}")
+def test_unknown_optional_plugin_is_reported_and_skipped(work_dir: Path, tmp_path: Path) -> None:
+    config = write_entry_config(tmp_path / "entry.yaml", "{optional: [no_such_plugin]}")
     set_lines(work_dir, (work_dir / "glidein_config").read_text()
               + "GLIDEIN_Singularity_Use NEVER\n")
     result = setup(work_dir, "--config", str(config))
     assert (result.exit_code, result.config["HAS_SINGULARITY"]) == (0, "False")
     assert "plugin no_such_plugin (?): unknown plugin" in result.stdout
+
+
+def test_unknown_enabled_plugin_fails_naming_it(work_dir: Path, tmp_path: Path) -> None:
+    """A VO's plugin that is not there must never be skipped silently: its veto would be."""
+    config = write_entry_config(tmp_path / "entry.yaml", "{enable: [no_such_plugin]}")
+    result = setup(work_dir, "--config", str(config))
+    assert_config_failure(result, "plugin no_such_plugin (?): unknown plugin")
 
 
 def test_unknown_required_plugin_fails_naming_it(work_dir: Path, tmp_path: Path) -> None:
