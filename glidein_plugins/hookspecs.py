@@ -52,7 +52,8 @@ def glidein_mode_negotiate(context: Context, facts: Facts) -> ModeDecision | Non
     """Decide the Singularity mode from the Frontend's and the Factory's wishes.
 
     The built-in ``mode`` plugin applies the GlideinWMS table to ``GLIDEIN_Singularity_Use``
-    and ``GLIDEIN_SINGULARITY_REQUIRE``. An outcome of FAIL stops the glidein with VO_Config.
+    and ``GLIDEIN_SINGULARITY_REQUIRE`` (``trylast``). An outcome of FAIL stops the glidein with
+    VO_Config; no decision at all is a Config failure.
 
     :param context: the run's context.
     :param facts: empty at this point.
@@ -71,8 +72,13 @@ def glidein_mode_negotiate(context: Context, facts: Facts) -> ModeDecision | Non
 def glidein_images_contribute(context: Context, facts: Facts) -> Iterable[Image] | None:
     """Contribute entries of the images dict (platform key -> image URI).
 
+    Called only for PREFERRED and REQUIRED, before the runtime is looked for (it is proven with
+    one of these images). The built-in ``images`` offers the configured images usable here.
+
+    :param facts: holds the mode decision.
     :return: images. All plugins are asked; for each platform the first contribution in call
-        order wins (VO plugins are called before the built-ins, so they override them).
+        order wins (VO plugins are called before the built-ins, so they override them); the
+        others are noted in the trace.
     """
 
 
@@ -84,7 +90,10 @@ def glidein_image_select(
 
     The runner asks it at setup for the node's platforms (the entry's ``GLIDEIN_REQUIRED_OS``
     and the Frontend's ``REQUIRED_OS``, in preference order) and records the choice as
-    ``facts.image``: the node's default image, the first one the runtime is tested with.
+    ``facts.image``: the node's default image, the first one the runtime is tested with. At
+    job start the built-in ``launch`` chooses a job's image by the same rule (preference order
+    kept) without calling the hook. The built-in ``images`` returns the usable image of the
+    first platform it has.
 
     :param facts: ``facts.images`` holds the usable images.
     :param platforms: platform keys, most preferred first.
@@ -102,6 +111,9 @@ def glidein_image_select(
 def glidein_runtime_discover(context: Context, facts: Facts) -> Iterable[RuntimeCandidate] | None:
     """Propose container runtime binaries (apptainer, singularity) worth probing.
 
+    Called only for PREFERRED and REQUIRED. The built-in ``discovery`` follows GlideinWMS's
+    search order, with priorities 100 to 700.
+
     :param context: the run's context.
     :param facts: holds the mode decision and the images.
     :return: candidates, each with a ``source`` label and a ``priority`` (lower is tried first;
@@ -117,7 +129,8 @@ def glidein_runtime_probe(
     """Prove one candidate works: version, flavour, privilege mode, features.
 
     The runner probes candidates in priority order until one is ``ok``; every rejected one is
-    kept in ``facts.rejected_runtimes`` with its reason.
+    kept in ``facts.rejected_runtimes`` with its reason; a plugin that fails here rejects the
+    candidate. The built-in ``probe`` runs the version commands and a container test.
 
     :param facts: ``facts.image`` is the node's default image (None when none serves its
         platforms: the built-in probe then tests with another usable image, else a test image,
@@ -136,6 +149,8 @@ def glidein_runtime_probe(
 def glidein_gpu_detect(context: Context, facts: Facts) -> Iterable[GpuDevice] | None:
     """Report the GPUs this glidein may use (MIG instances count as devices).
 
+    Always called, in every mode. The built-in ``gpus`` implements it.
+
     :return: devices. All plugins are asked; devices are de-duplicated by UUID when known.
     """
 
@@ -143,6 +158,8 @@ def glidein_gpu_detect(context: Context, facts: Facts) -> Iterable[GpuDevice] | 
 @hookspec
 def glidein_libraries_detect(context: Context, facts: Facts) -> Iterable[Library] | None:
     """Report libraries and toolkits on the node (CUDA, ROCm, OpenCL ICDs, ...).
+
+    Always called, in every mode. The built-in ``gpus`` implements it.
 
     :param facts: holds the GPUs found.
     :return: libraries. All plugins are asked.
@@ -157,6 +174,9 @@ def glidein_libraries_detect(context: Context, facts: Facts) -> Iterable[Library
 @hookspec
 def glidein_binds_contribute(context: Context, facts: Facts) -> Iterable[Bind] | None:
     """Contribute bind mounts for the jobs' containers.
+
+    Called only with a working runtime. The built-in ``binds`` offers the Frontend's, the
+    Factory's and the default binds.
 
     :return: binds. All plugins are asked; binds are de-duplicated by destination, the first
         in call order winning (the loser is reported in the trace).
@@ -186,9 +206,13 @@ def glidein_binds_validate(
 def glidein_attributes_contribute(context: Context, facts: Facts) -> Iterable[Attribute] | None:
     """Contribute machine ClassAd attributes to publish (glidein_config + condor_vars.lst).
 
+    Always called, with what is left of the whole budget. The built-in ``singularity``
+    publishes the container attributes, ``gpus`` and ``cvmfs`` their own.
+
     :param facts: everything the earlier phases decided.
     :return: attributes. All plugins are asked. Two plugins giving one attribute different
-        values is an error naming both, unless exactly one of them sets ``override=True``.
+        values (names are case-insensitive) is a Config failure naming both, unless exactly one
+        of them sets ``override=True``.
     """
 
 
@@ -202,6 +226,11 @@ def glidein_job_launch(
     context: Context, facts: Facts, job: JobRequest
 ) -> ContainerInvocation | None:
     """Build the command line that starts ``job`` in its container.
+
+    Called at job start by the job wrapper, not during setup; the built-in ``launch``
+    (``trylast``) applies ``glidein_plugins.launch.build``. The wrapper builds a plugin manager
+    only when setup found another implementation: otherwise it calls ``launch.build`` directly
+    and never imports pluggy.
 
     :param facts: what setup decided (runtime, images, binds, GPUs).
     :param job: the job's argv and its job and machine ads.

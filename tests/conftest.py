@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -48,6 +49,15 @@ def run_cli(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None,
     return subprocess.run(
         [sys.executable, "-m", "glidein_plugins", *args], cwd=cwd, env=environ,
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def docs_hooks() -> ModuleType:
+    """tools/docs_hooks.py, the MkDocs hooks that generate the site's pages (no mkdocs needed)."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "tools" / "docs_hooks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ together (as the setup hook loads them), and the example's entries do what its c
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,20 +50,18 @@ def test_example_entries(entry: str, outcome: str, publishes: bool | None,
         assert ("GWMS_SINGULARITY_STATUS" in names) is publishes
 
 
-def readme_example(kind: str) -> str:
-    """The first ``kind`` code block of the README's 'Writing a VO plugin' section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Writing a VO plugin"):]
-    section = section[:section.index("\n## ", 1)]
-    return section.split(f"```{kind}\n", 1)[1].split("```", 1)[0]
+def tutorial_example(kind: str, number: int = 0) -> str:
+    """The ``kind`` code block ``number`` of the VO plugin tutorial (docs/plugins/tutorial.md)."""
+    text = (ROOT / "docs" / "plugins" / "tutorial.md").read_text(encoding="utf-8")
+    return text.split(f"```{kind}\n")[number + 1].split("```", 1)[0]
 
 
 @pytest.mark.parametrize("veto", [False, True], ids=["publishes", "vetoes"])
-def test_readme_vo_plugin_example_runs(tmp_path: Path, veto: bool) -> None:
-    """The README's plugin and entry config, as a reader would copy them."""
+def test_tutorial_vo_plugin_example_runs(tmp_path: Path, veto: bool) -> None:
+    """The tutorial's plugin and entry config, as a reader would copy them."""
     (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "myvo.py").write_text(readme_example("python"))
-    config = readme_example("yaml")
+    (tmp_path / "plugins" / "myvo.py").write_text(tutorial_example("python"))
+    config = tutorial_example("yaml")
     if veto:  # the plugin's documented setting: no VO repository on this node is fatal
         config = config.replace("profile: gpu", "profile: gpu\n        require_repository: true")
     (tmp_path / "myvo.yaml").write_text(config)
@@ -80,3 +81,18 @@ def test_readme_vo_plugin_example_runs(tmp_path: Path, veto: bool) -> None:
     assert published["MYVO_CVMFS"][1] == "myvo"
     tried = [runtime["source"] for runtime in report["rejected_runtimes"]]
     assert "myvo" in tried  # its runtime candidate was proposed (and, unprobed, rejected)
+
+
+def test_tutorial_test_passes_with_the_kit(tmp_path: Path) -> None:
+    """The tutorial's test of its plugin, with the pytest kit, as a plugin author runs it."""
+    (tmp_path / "myvo.py").write_text(tutorial_example("python"))
+    (tmp_path / "test_myvo.py").write_text(tutorial_example("python", 1))
+    environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    # the kit is registered through the pytest11 entry point when installed; name it here
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-p", "glidein_plugins.testing", "test_myvo.py"],
+                          cwd=tmp_path, env=environ, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout

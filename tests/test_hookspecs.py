@@ -1,5 +1,6 @@
-"""Meta-tests: every hook spec is documented, well named, in the README (in run order), tested,
-and has a runner policy, so that specs, docs, tests and the runner cannot drift apart."""
+"""Meta-tests: every hook spec is documented, well named, in the documentation's hook reference
+(in run order), tested, and has a runner policy, so that specs, docs, tests and the runner
+cannot drift apart."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import docs_hooks
 
 from glidein_plugins import hookspecs, manager, runner
 
 TESTS = Path(__file__).resolve().parent
-README = TESTS.parent / "README.md"
 SPECS = {name: function for name, function in vars(hookspecs).items()
          if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT}_spec")}
 # what a hook does, as a verb; a new hook with a new verb is added here on purpose
@@ -56,25 +57,18 @@ def test_spec_is_named_glidein_phase_verb(name):
 
 
 def hook_reference() -> str:
-    """The README's 'Hook reference' section."""
-    if not README.exists():
-        pytest.skip("README.md does not exist yet (being written); its 'Hook reference' "
-                    "section must name every hook")
-    text = README.read_text(encoding="utf-8")
-    heading = re.search(r"^(#+)\s*Hook reference\b.*$", text, re.MULTILINE | re.IGNORECASE)
-    assert heading, "README.md has no 'Hook reference' section"
-    level = len(heading.group(1))
-    after = text[heading.end():]
-    end = re.search(rf"^#{{1,{level}}}\s", after, re.MULTILINE)
-    return after[: end.start()] if end else after
+    """The documentation site's hook reference page, as tools/docs_hooks.py generates it."""
+    module = docs_hooks()
+    page: str = module.pages(set())[module.HOOK_REFERENCE]
+    return page
 
 
 @pytest.mark.parametrize("name", SPECS)
-def test_spec_is_in_the_readme_hook_reference(name):
-    assert name in hook_reference(), f"README.md's Hook reference does not name {name}"
+def test_spec_is_in_the_docs_hook_reference(name):
+    assert name in hook_reference(), f"the hook reference page does not name {name}"
 
 
-def test_readme_hook_reference_follows_the_run_order():
+def test_docs_hook_reference_follows_the_run_order():
     headings = re.findall(r"^#+\s*(glidein_\w+)\s*$", hook_reference(), re.MULTILINE)
     assert headings == list(SPECS)
 

@@ -1,8 +1,8 @@
-"""The operator's path, end to end, as README's "Operator's path" tells it: build the wheel,
-install it (and a VO plugin from its own distribution, found through its entry point) into a
-fresh virtual environment with no source tree on ``sys.path``, ``check-config``, ``pack``,
-unpack into an empty directory, and run the setup hook there on Debian's ``pypy3`` (Python 3.9)
-as the node's only Python, then on the system ``python3``.
+"""The operator's path, end to end, as the operator guide (docs/operator/deploy.md) tells it:
+build the wheel, install it (and a VO plugin from its own distribution, found through its entry
+point) into a fresh virtual environment with no source tree on ``sys.path``, ``check-config``,
+``pack``, unpack into an empty directory, and run the setup hook there on Debian's ``pypy3``
+(Python 3.9) as the node's only Python, then on the system ``python3``.
 
 Runs in tox's ``operator`` environment (``-m operator``): it needs pypy3, and pip reaches the
 package index for pluggy, PyYAML and psutil at the versions constraints.txt pins.

@@ -29,11 +29,12 @@ from glidein_plugins import vendor  # noqa: E402
 CONSTRAINTS = ROOT / "constraints.txt"
 # what each interpreter's tox environments install, beyond the shipped distributions
 HOST_NEEDS = ["tox", ".[test]", "psutil", "ruff", "mypy<2", "types-PyYAML", "setuptools",
-              "wheel", "build"]
+              "wheel", "build", "mkdocs", "mkdocs-material", "mkdocstrings[python]"]
 PYPY_NEEDS = [".[test]", "setuptools", "wheel"]
 # the pins --check looks at: what we ask for by name (the rest follows from them)
 DIRECT = ["pytest", "hypothesis", "htcondor", "psutil", "tox", "ruff", "mypy", "types-PyYAML",
-          "setuptools", "wheel", "build"]
+          "setuptools", "wheel", "build", "mkdocs", "mkdocs-material", "mkdocstrings",
+          "mkdocstrings-python"]
 LOCK_HEADER = """\
 The third-party distributions the glidein tarball ships, byte for byte (see vendor.py):
 NAME VERSION LICENSE, then the sha256 of each file taken from it, under its tarball path.
