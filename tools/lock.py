@@ -128,7 +128,9 @@ def check() -> None:
             continue
         latest = re.search(r"\(([^)]+)\)", out)
         if latest and latest.group(1) != version:
-            newer.append(f"{name} {version} -> {latest.group(1)}")
+            cap = next((need for need in HOST_NEEDS if need.startswith(f"{name}<")), "")
+            newer.append(f"{name} {version} -> {latest.group(1)}"
+                         + (f" (held back on purpose: {cap})" if cap else ""))
     print("newer releases exist (refresh: python3 tools/lock.py): " + ", ".join(newer)
           if newer else "every pin is the newest release")
 
