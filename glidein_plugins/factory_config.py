@@ -31,7 +31,7 @@ from glidein_plugins import __version__
 from glidein_plugins.errors import ConfigError
 
 EMBEDDED = Path(__file__).with_name("default_config.yaml")
-PLUGIN_LISTS = ("enable", "disable", "required", "directories")
+PLUGIN_LISTS = ("enable", "disable", "required", "optional", "directories")
 SECTION_KEYS = ("budget_seconds", "plugins", "attributes", "settings")
 ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 
@@ -43,6 +43,12 @@ class Setting:
 
     value: Any
     where: str
+    column: int = 0  # of the key, from 1 (0: not known)
+
+    @property
+    def at(self) -> str:
+        """``file:line:col`` (``where`` when the column is not known)."""
+        return f"{self.where}:{self.column}" if self.column else self.where
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class EntryConfig:
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # enabled, and may fail to load without failing the setup
     directories: tuple[str, ...] = ()
     attributes: Mapping[str, Setting] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, Setting]] = field(default_factory=dict)
@@ -82,7 +89,7 @@ class Section:
 
     def plugin_references(self) -> Iterable[tuple[str, str]]:
         """``(plugin name, file:line)`` for every plugin this section names."""
-        for key in ("enable", "disable", "required"):
+        for key in ("enable", "disable", "required", "optional"):
             yield from ((item.value, item.where) for item in self.lists[key])
         yield from self.settings_where.items()
 
@@ -184,7 +191,7 @@ def _read(path: Path, errors: list[ConfigError]) -> str | None:
 # -- the parsed form of a shipped file, as JSON ------------------------------------------------
 # A Setting is [value, where without the file's path]: the cache is valid wherever it is unpacked.
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def cache_path(path: Path) -> Path:
@@ -207,7 +214,7 @@ def compiled(path: Path) -> bytes | None:
     def setting(item: Setting) -> list[Any]:
         if not item.where.startswith(prefix):
             raise ValueError(item.where)
-        return [item.value, item.where[len(prefix):]]
+        return [item.value, item.where[len(prefix):], item.column]
 
     def section(part: Section) -> dict[str, Any]:
         return {"budget": setting(part.budget) if part.budget else None,
@@ -234,8 +241,8 @@ def compiled(path: Path) -> bytes | None:
 
 
 def _from_json(data: dict[str, Any], prefix: str) -> File:
-    def setting(pair: list[Any]) -> Setting:
-        return Setting(pair[0], prefix + pair[1])
+    def setting(item: list[Any]) -> Setting:
+        return Setting(item[0], prefix + item[1], item[2])
 
     def section(part: dict[str, Any]) -> Section:
         budget = part["budget"]

@@ -40,11 +40,16 @@ from glidein_plugins.images import (
     rebase_cvmfs,
     under,
 )
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Facts, Image
 
 PLUGIN = "images"
-SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {"osg_defaults": checks.boolean, "timeout": checks.seconds}
+SETTINGS = Options(
+    Option("osg_defaults", True, checks.boolean,
+           "offer OSG's rhel9/8/7 images when no image is configured"),
+    Option("timeout", 20.0, checks.seconds,
+           "seconds for each check of the images (existence, real path)"),
+)
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
 RESTRICTIONS = ("cvmfs", "remote", "test", "any")
@@ -94,7 +99,7 @@ def restrictions(context: Context) -> frozenset[str]:
 
 def settings(context: Context) -> dict[str, Any]:
     """The plugin's settings, checked: a wrong one is a Config failure naming where."""
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def refusal(uri: str, allowed: frozenset[str], root: str) -> str:

@@ -1,0 +1,195 @@
+"""What a factory config means, checked before deploy and again at setup.
+
+The YAML parser (``config_yaml``) checks the shape; this module checks the meaning, the same way
+in ``check-config``, ``pack`` and the setup on the node:
+
+- every plugin's settings against the declaration of the plugin that owns them
+  (``glidein_plugins.options``): unknown keys (with a did-you-mean), wrong types and values;
+- the GlideinWMS variables an entry sets in ``attributes`` against the values GlideinWMS
+  accepts: ``GLIDEIN_Singularity_Use``, ``GLIDEIN_SINGULARITY_REQUIRE`` (and a pair of them
+  the negotiation table turns into FAIL), ``SINGULARITY_IMAGE_RESTRICTIONS`` tokens, bind lists
+  (``src[:dst[:ro|rw]]``) and the images dict (``platform:URI,...``);
+- plugin names that no built-in, installed entry point or drop-in provides (did-you-mean).
+
+Every problem is a ``ConfigError`` whose ``where`` is ``file:line:col: key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from glidein_plugins import binds as bind_lists
+from glidein_plugins import images as image_lists
+from glidein_plugins.builtin import mode
+from glidein_plugins.errors import ConfigError, InputError
+from glidein_plugins.factory_config import EntryConfig, FactoryConfig, Section, Setting
+from glidein_plugins.options import (
+    ATTRIBUTE,
+    Options,
+    builtin_declarations,
+    registered_declarations,
+    shown,
+    suggest,
+)
+from glidein_plugins.results import Mode
+
+RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
+RESTRICTIONS = ("cvmfs", "remote", "test", "any")  # as the built-in images plugin reads them
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        # read as the mode plugin reads it: case-insensitive, blanks around ignored, '' = default
+        normal = value.strip().upper()
+        return "" if not normal or normal in allowed else \
+            f"not one of {', '.join(allowed)}{suggest(normal, allowed)}"
+    return check
+
+
+def _restrictions(value: str) -> str:
+    unknown = sorted({token.strip().lower() for token in value.split(",") if token.strip()}
+                     - set(RESTRICTIONS))
+    return (f"unknown restriction {', '.join(map(repr, unknown))}"
+            f"{suggest(unknown[0], RESTRICTIONS)} (known: {', '.join(RESTRICTIONS)}; "
+            "comma separated)") if unknown else ""
+
+
+def _parsed_by(parse: Callable[[str, str], Any]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        try:
+            parse(value, "")
+        except InputError as exc:
+            return exc.message
+        return ""
+    return check
+
+
+ATTRIBUTE_CHECKS: dict[str, Callable[[str], str]] = {
+    mode.FRONTEND_KEY: _one_of(mode.FRONTEND_VALUES),
+    mode.FACTORY_KEY: _one_of(mode.FACTORY_VALUES),
+    RESTRICTIONS_KEY: _restrictions,
+    "GLIDEIN_SINGULARITY_BINDPATH": _parsed_by(bind_lists.parse),
+    "GLIDEIN_SINGULARITY_BINDPATH_DEFAULT": _parsed_by(bind_lists.parse),
+    "SINGULARITY_IMAGES_DICT": _parsed_by(image_lists.parse_dict),
+}
+
+
+def attribute_problems(attributes: Mapping[str, Setting], keypath: str) -> list[ConfigError]:
+    """Every GlideinWMS variable of ``attributes`` set to a value GlideinWMS does not accept."""
+    errors = []
+    for key, setting in attributes.items():
+        check = ATTRIBUTE_CHECKS.get(key)
+        why = check(setting.value) if check is not None else ""
+        if why:
+            errors.append(ConfigError(f"{setting.at}: {keypath}.{key}",
+                                      f"{shown(setting.value)}: {why}"))
+    return errors
+
+
+def negotiation_problems(entry: EntryConfig, keypath: str) -> list[ConfigError]:
+    """The entry's own Frontend and Factory modes, when both are set and cannot meet."""
+    use, require = (entry.attributes.get(key) for key in (mode.FRONTEND_KEY, mode.FACTORY_KEY))
+    if use is None or require is None or any(
+            ATTRIBUTE_CHECKS[key](item.value) for key, item in
+            ((mode.FRONTEND_KEY, use), (mode.FACTORY_KEY, require))):
+        return []
+    outcome, reason = mode.negotiate(use.value.strip().upper() or "DISABLE_GWMS",
+                                     require.value.strip().upper() or "OPTIONAL")
+    if outcome is not Mode.FAIL:
+        return []
+    return [ConfigError(f"{require.at}: {keypath}.attributes.{mode.FACTORY_KEY}",
+                        f"{reason} (the Frontend's value is set at {use.at})")]
+
+
+def settings_problems(settings: Mapping[str, Mapping[str, Setting]],
+                      declarations: Mapping[str, Options | None]) -> list[ConfigError]:
+    """Every setting of ``settings`` (plugin -> key -> Setting) its plugin's declaration
+    refuses; plugins without a declaration (or not known) are not checked here."""
+    errors = []
+    for plugin, values in settings.items():
+        declared = declarations.get(plugin)
+        if declared is not None:
+            errors += declared.problems(plugin, values)
+    return errors
+
+
+def section_problems(section: Section, keypath: str,
+                     declarations: Mapping[str, Options | None]) -> list[ConfigError]:
+    """A file's section (``defaults`` or an entry's own) checked as written."""
+    return [*settings_problems(section.settings, declarations),
+            *attribute_problems(section.attributes, f"{keypath}.attributes")]
+
+
+def entry_problems(entry: EntryConfig,
+                   declarations: Mapping[str, Options | None]) -> list[ConfigError]:
+    """One entry's merged configuration checked: what the setup on the node checks first."""
+    return [*settings_problems(entry.settings, declarations),
+            *attribute_problems(entry.attributes, "attributes"),
+            *negotiation_problems(entry, "entry")]
+
+
+def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | None],
+                    known_plugins: Iterable[str]) -> list[ConfigError]:
+    """Every file's sections, every entry merged, and every plugin name, checked."""
+    known = sorted(set(known_plugins))
+    errors = section_problems(config.defaults, "defaults", declarations)
+    errors += negotiation_problems(config.entry(""), "defaults")
+    for name, (section, _) in config.entries.items():
+        errors += section_problems(section, f"entries.{name}", declarations)
+        errors += negotiation_problems(config.entry(name), f"entries.{name}")
+    for name, where in config.plugin_references():
+        if name not in known:
+            errors.append(ConfigError(where, f"unknown plugin {name!r}{suggest(name, known)} "
+                                             f"(known: {', '.join(known)})"))
+    return _unique(errors)
+
+
+def _unique(errors: list[ConfigError]) -> list[ConfigError]:
+    """Each message once (a value in ``defaults`` is checked once, not once per entry)."""
+    seen: set[str] = set()
+    kept = []
+    for error in errors:
+        if str(error) not in seen:
+            seen.add(str(error))
+            kept.append(error)
+    return kept
+
+
+@dataclass
+class Survey:
+    """The plugins a config names, loaded to learn their declarations (for ``check-config``,
+    ``pack`` and ``config show``; the setup uses the plugins it registered)."""
+
+    declarations: dict[str, Options | None] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # warnings: not errors
+
+
+def survey(config: FactoryConfig) -> Survey:
+    """Every built-in, and every plugin the config names (loaded as the setup loads them)."""
+    from glidein_plugins import manager  # noqa: PLC0415 - pluggy, only when needed
+    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
+
+    names = sorted({name for name, _ in config.plugin_references()})
+    plugins = manager.build(EntryConfig("check-config", enable=tuple(names),
+                                        directories=config.directories()), {})
+    found = Survey({**builtin_declarations(), **registered_declarations(plugins.manager)})
+    found.known = (set(BUILTINS) | set(plugins.info) | set(manager.drop_ins(config.directories()))
+                   | (set(manager.entry_points()) if set(names) - set(BUILTINS) else set()))
+    found.notes = [f"warning: {problem}" for problem in plugins.problems
+                   if problem.name in found.known]
+    for section in config.sections():
+        for plugin, where in section.settings_where.items():
+            if plugin in found.known and found.declarations.get(plugin) is None:
+                found.notes.append(f"warning: {where}: plugin {plugin!r} declares no settings "
+                                   f"({ATTRIBUTE} = Options(...)): they are not checked")
+    found.notes = list(dict.fromkeys(found.notes))
+    return found
+
+
+def check(config: FactoryConfig) -> tuple[list[ConfigError], list[str]]:
+    """``(errors, warnings)`` for a loaded config: what ``check-config`` and ``pack`` report."""
+    found = survey(config)
+    return config_problems(config, found.declarations, found.known), found.notes
