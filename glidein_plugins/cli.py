@@ -154,7 +154,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         _usage_error("check-config needs a FILE (or --config-dir DIR)")
     config, errors = factory_config.load_checked(files)
     meaning, warnings = config_check.check(config)
-    errors += meaning
+    order = {str(path): index for index, path in enumerate(files)}
+    errors = sorted([*errors, *meaning], key=lambda error: (
+        order.get(config_check.position(error)[0], len(order)), config_check.position(error)))
     for line in [*map(str, errors), *warnings]:
         print(line, file=sys.stderr)
     if errors:

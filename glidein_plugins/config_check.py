@@ -16,6 +16,7 @@ Every problem is a ``ConfigError`` whose ``where`` is ``file:line:col: key``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,21 +105,22 @@ def negotiation_problems(entry: EntryConfig, keypath: str) -> list[ConfigError]:
 
 
 def settings_problems(settings: Mapping[str, Mapping[str, Setting]],
-                      declarations: Mapping[str, Options | None]) -> list[ConfigError]:
+                      declarations: Mapping[str, Options | None],
+                      keypath: str = "settings") -> list[ConfigError]:
     """Every setting of ``settings`` (plugin -> key -> Setting) its plugin's declaration
     refuses; plugins without a declaration (or not known) are not checked here."""
     errors = []
     for plugin, values in settings.items():
         declared = declarations.get(plugin)
         if declared is not None:
-            errors += declared.problems(plugin, values)
+            errors += declared.problems(plugin, values, keypath)
     return errors
 
 
 def section_problems(section: Section, keypath: str,
                      declarations: Mapping[str, Options | None]) -> list[ConfigError]:
     """A file's section (``defaults`` or an entry's own) checked as written."""
-    return [*settings_problems(section.settings, declarations),
+    return [*settings_problems(section.settings, declarations, f"{keypath}.settings"),
             *attribute_problems(section.attributes, f"{keypath}.attributes")]
 
 
@@ -143,7 +145,15 @@ def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | 
         if name not in known:
             errors.append(ConfigError(where, f"unknown plugin {name!r}{suggest(name, known)} "
                                              f"(known: {', '.join(known)})"))
-    return _unique(errors)
+    return sorted(_unique(errors), key=position)
+
+
+def position(error: ConfigError) -> tuple[str, int, int]:
+    """``(file, line, column)`` of an error, to list them in the order of the files."""
+    match = re.match(r"(.*?):(\d+)(?::(\d+))?(?::|$)", error.where)
+    if match is None:
+        return (error.where, 0, 0)
+    return (match.group(1), int(match.group(2)), int(match.group(3) or 0))
 
 
 def _unique(errors: list[ConfigError]) -> list[ConfigError]:

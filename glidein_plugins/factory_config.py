@@ -43,7 +43,7 @@ class Setting:
 
     value: Any
     where: str
-    column: int = 0  # of the key, from 1 (0: not known)
+    column: int = field(default=0, compare=False)  # of the key, from 1 (0: not known)
 
     @property
     def at(self) -> str:

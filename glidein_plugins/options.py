@@ -60,11 +60,13 @@ class Options(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Options({', '.join(self.options)})"
 
-    def problems(self, plugin: str, values: Mapping[str, Any]) -> list[ConfigError]:
-        """Every wrong value of ``values`` (``key -> factory_config.Setting``)."""
+    def problems(self, plugin: str, values: Mapping[str, Any],
+                 keypath: str = "settings") -> list[ConfigError]:
+        """Every wrong value of ``values`` (``key -> factory_config.Setting``), each located
+        ``file:line:col: KEYPATH.PLUGIN.KEY``."""
         errors = []
         for key, setting in values.items():
-            at = f"{setting.where}: settings.{plugin}.{key}"
+            at = f"{getattr(setting, 'at', setting.where)}: {keypath}.{plugin}.{key}"
             option = self.options.get(key)
             if option is None:
                 errors.append(ConfigError(at, f"unknown setting{suggest(key, self.options)} "
@@ -97,28 +99,28 @@ def shown(value: Any) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
 
 
-def declared(plugin: object) -> Options | None:
-    """The declaration a plugin object carries (None: it declares nothing)."""
+def declared(plugin: object, builtin: bool = False) -> Options | None:
+    """The declaration a plugin object carries (None: it declares nothing, so its settings
+    cannot be checked; a built-in that declares nothing takes no setting)."""
     found = getattr(plugin, ATTRIBUTE, None)
-    return found if isinstance(found, Options) else None
+    return found if isinstance(found, Options) else Options() if builtin else None
 
 
 def builtin_declarations() -> dict[str, Options]:
-    """``name -> Options`` of every built-in plugin that declares settings (each imported)."""
+    """``name -> Options`` of every built-in plugin (each imported)."""
     import importlib  # noqa: PLC0415
 
     from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
 
-    found = {}
-    for name, (module, _) in BUILTINS.items():
-        options = declared(importlib.import_module(module))
-        if options is not None:
-            found[name] = options
-    return found
+    return {name: declared(importlib.import_module(module), builtin=True) or Options()
+            for name, (module, _) in BUILTINS.items()}
 
 
 def registered_declarations(manager: Any) -> dict[str, Options | None]:
     """``name -> Options`` (None: nothing declared) of every plugin registered in ``manager``
     (a pluggy PluginManager)."""
-    return {name: declared(plugin) for name, plugin in manager.list_name_plugin()
-            if plugin is not None}
+    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
+
+    return {name: declared(plugin, builtin=name in BUILTINS and
+                           getattr(plugin, "__name__", "") == BUILTINS[name][0])
+            for name, plugin in manager.list_name_plugin() if plugin is not None}
