@@ -136,7 +136,7 @@ def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | 
                     known_plugins: Iterable[str]) -> list[ConfigError]:
     """Every file's sections, every entry merged, and every plugin name, checked."""
     known = sorted(set(known_plugins))
-    errors = section_problems(config.defaults, "defaults", declarations)
+    errors = [*config.doubts, *section_problems(config.defaults, "defaults", declarations)]
     errors += negotiation_problems(config.entry(""), "defaults")
     for name, (section, _) in config.entries.items():
         errors += section_problems(section, f"entries.{name}", declarations)

@@ -133,14 +133,16 @@ class Parser:
             return None
         parsed = File(str(self.path))
         if root is None:
-            self.errors.append(ConfigError(str(self.path), "empty: no settings in it (a factory "
-                                                           "config starts with 'version: 1')"))
+            parsed.doubts.append(ConfigError(str(self.path), "empty: no settings in it (a "
+                                                             "factory config starts with "
+                                                             "'version: 1')"))
             return parsed
         top = self.mapping((root, root), "", TOP_KEYS)
         if "version" in top and self.scalar(top["version"], "version") not in (1, _INVALID):
             self.error(top["version"][0], "version", "only version 1 is understood")
         elif "version" not in top and isinstance(root, yaml.MappingNode):
-            self.error(root, "version", "missing: add 'version: 1' at the top of the file")
+            parsed.doubts.append(ConfigError(f"{self.setting(None, root).at}: version",
+                                             "missing: add 'version: 1' at the top of the file"))
         if "defaults" in top:
             parsed.defaults = self.section(top["defaults"], "defaults")
         for name, item in self.mapping(top.get("entries"), "entries").items():

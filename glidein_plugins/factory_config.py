@@ -101,6 +101,8 @@ class FactoryConfig:
     defaults: Section = field(default_factory=Section)
     entries: dict[str, tuple[Section, str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # what check-config refuses but a glidein tolerates (a file without a version, an empty one)
+    doubts: list[ConfigError] = field(default_factory=list, compare=False)
 
     def entry(self, name: str) -> EntryConfig:
         """The configuration of entry ``name`` (the defaults alone when it has no section)."""
@@ -159,9 +161,11 @@ class File:
     path: str
     defaults: Section | None = None
     entries: dict[str, tuple[Section, str]] = field(default_factory=dict)
+    doubts: list[ConfigError] = field(default_factory=list, compare=False)
 
     def merge_into(self, config: FactoryConfig, errors: list[ConfigError]) -> None:
         config.files.append(self.path)
+        config.doubts += self.doubts
         if self.defaults is not None:
             config.defaults.merge(self.defaults)
         for name, (section, where) in self.entries.items():
