@@ -106,21 +106,21 @@ def negotiation_problems(entry: EntryConfig, keypath: str) -> list[ConfigError]:
 
 def settings_problems(settings: Mapping[str, Mapping[str, Setting]],
                       declarations: Mapping[str, Options | None],
-                      keypath: str = "settings") -> list[ConfigError]:
+                      keypath: str = "settings", columns: bool = False) -> list[ConfigError]:
     """Every setting of ``settings`` (plugin -> key -> Setting) its plugin's declaration
     refuses; plugins without a declaration (or not known) are not checked here."""
     errors = []
     for plugin, values in settings.items():
         declared = declarations.get(plugin)
         if declared is not None:
-            errors += declared.problems(plugin, values, keypath)
+            errors += declared.problems(plugin, values, keypath, columns)
     return errors
 
 
 def section_problems(section: Section, keypath: str,
                      declarations: Mapping[str, Options | None]) -> list[ConfigError]:
     """A file's section (``defaults`` or an entry's own) checked as written."""
-    return [*settings_problems(section.settings, declarations, f"{keypath}.settings"),
+    return [*settings_problems(section.settings, declarations, f"{keypath}.settings", True),
             *attribute_problems(section.attributes, f"{keypath}.attributes")]
 
 

@@ -60,21 +60,26 @@ class Options(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Options({', '.join(self.options)})"
 
-    def problems(self, plugin: str, values: Mapping[str, Any],
-                 keypath: str = "settings") -> list[ConfigError]:
+    def problems(self, plugin: str, values: Mapping[str, Any], keypath: str = "settings",
+                 columns: bool = False) -> list[ConfigError]:
         """Every wrong value of ``values`` (``key -> factory_config.Setting``), each located
-        ``file:line:col: KEYPATH.PLUGIN.KEY``."""
+        ``file:line[:col]: KEYPATH.PLUGIN.KEY`` (``columns``: with the column, and a long
+        value cut, as ``check-config`` reports them)."""
         errors = []
         for key, setting in values.items():
-            at = f"{getattr(setting, 'at', setting.where)}: {keypath}.{plugin}.{key}"
+            where = getattr(setting, "at", setting.where) if columns else setting.where
+            at = f"{where}: {keypath}.{plugin}.{key}"
             option = self.options.get(key)
             if option is None:
-                errors.append(ConfigError(at, f"unknown setting{suggest(key, self.options)} "
-                                              f"(known: {', '.join(self.options) or 'none'})"))
+                known = ", ".join(self.options)
+                errors.append(ConfigError(at, "unknown setting " + (
+                    f"(expected one of: {known})" if known else "(it takes none)")
+                    + suggest(key, self.options)))
                 continue
             expected = option.check(setting.value)
             if expected:
-                errors.append(ConfigError(at, f"expected {expected}, got {shown(setting.value)}"))
+                value = shown(setting.value) if columns else repr(setting.value)
+                errors.append(ConfigError(at, f"expected {expected}, got {value}"))
         return errors
 
     def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
