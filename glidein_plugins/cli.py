@@ -213,7 +213,9 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     """The settings reference (Markdown), generated from the built-in plugins' declarations."""
     from glidein_plugins import config_show  # noqa: PLC0415 - only this command needs it
 
-    sys.stdout.write(config_show.reference(options.builtin_declarations()))
+    sys.stdout.write(config_show.reference(
+        options.builtin_declarations(),
+        {key: accepts for key, (_, accepts) in config_check.ATTRIBUTE_RULES.items()}))
     return 0
 
 

@@ -67,14 +67,21 @@ def _parsed_by(parse: Callable[[str, str], Any]) -> Callable[[str], str]:
     return check
 
 
-ATTRIBUTE_CHECKS: dict[str, Callable[[str], str]] = {
-    mode.FRONTEND_KEY: _one_of(mode.FRONTEND_VALUES),
-    mode.FACTORY_KEY: _one_of(mode.FACTORY_VALUES),
-    RESTRICTIONS_KEY: _restrictions,
-    "GLIDEIN_SINGULARITY_BINDPATH": _parsed_by(bind_lists.parse),
-    "GLIDEIN_SINGULARITY_BINDPATH_DEFAULT": _parsed_by(bind_lists.parse),
-    "SINGULARITY_IMAGES_DICT": _parsed_by(image_lists.parse_dict),
+_BINDS = "comma-separated src[:dst[:ro|rw]], absolute paths without '..' or ':'"
+# the GlideinWMS variables checked in ``attributes``: the check, and what it accepts in words
+ATTRIBUTE_RULES: dict[str, tuple[Callable[[str], str], str]] = {
+    mode.FRONTEND_KEY: (_one_of(mode.FRONTEND_VALUES), " / ".join(mode.FRONTEND_VALUES)
+                        + " (any case; empty: DISABLE_GWMS)"),
+    mode.FACTORY_KEY: (_one_of(mode.FACTORY_VALUES), " / ".join(mode.FACTORY_VALUES)
+                       + " (any case; empty: OPTIONAL)"),
+    RESTRICTIONS_KEY: (_restrictions, "comma-separated tokens among "
+                       + ", ".join(RESTRICTIONS) + " (empty: cvmfs)"),
+    "GLIDEIN_SINGULARITY_BINDPATH": (_parsed_by(bind_lists.parse), _BINDS),
+    "GLIDEIN_SINGULARITY_BINDPATH_DEFAULT": (_parsed_by(bind_lists.parse), _BINDS),
+    "SINGULARITY_IMAGES_DICT": (_parsed_by(image_lists.parse_dict),
+                                "comma-separated platform:URI items, each with a platform"),
 }
+ATTRIBUTE_CHECKS = {key: check for key, (check, _) in ATTRIBUTE_RULES.items()}
 
 
 def attribute_problems(attributes: Mapping[str, Setting], keypath: str) -> list[ConfigError]:
@@ -106,14 +113,18 @@ def negotiation_problems(entry: EntryConfig, keypath: str) -> list[ConfigError]:
 
 def settings_problems(settings: Mapping[str, Mapping[str, Setting]],
                       declarations: Mapping[str, Options | None],
-                      keypath: str = "settings", columns: bool = False) -> list[ConfigError]:
+                      keypath: str = "settings", columns: bool = False,
+                      describe: Callable[[str], str] | None = None) -> list[ConfigError]:
     """Every setting of ``settings`` (plugin -> key -> Setting) its plugin's declaration
-    refuses; plugins without a declaration (or not known) are not checked here."""
+    refuses; plugins without a declaration (or not known) are not checked here.
+    ``describe(plugin)``, when given, leads each message (as a plugin's own failure does)."""
     errors = []
     for plugin, values in settings.items():
         declared = declarations.get(plugin)
         if declared is not None:
-            errors += declared.problems(plugin, values, keypath, columns)
+            found = declared.problems(plugin, values, keypath, columns)
+            errors += ([ConfigError("", f"{describe(plugin)}: {error}") for error in found]
+                       if describe is not None else found)
     return errors
 
 
@@ -124,10 +135,10 @@ def section_problems(section: Section, keypath: str,
             *attribute_problems(section.attributes, f"{keypath}.attributes")]
 
 
-def entry_problems(entry: EntryConfig,
-                   declarations: Mapping[str, Options | None]) -> list[ConfigError]:
+def entry_problems(entry: EntryConfig, declarations: Mapping[str, Options | None],
+                   describe: Callable[[str], str] | None = None) -> list[ConfigError]:
     """One entry's merged configuration checked: what the setup on the node checks first."""
-    return [*settings_problems(entry.settings, declarations),
+    return [*settings_problems(entry.settings, declarations, describe=describe),
             *attribute_problems(entry.attributes, "attributes"),
             *negotiation_problems(entry, "entry")]
 

@@ -77,8 +77,9 @@ def effective(config: FactoryConfig, entry: EntryConfig,
     return shown
 
 
-def reference(declarations: Mapping[str, Options]) -> str:
-    """The settings reference (Markdown), one table per plugin, in the plugins' order."""
+def reference(declarations: Mapping[str, Options], attributes: Mapping[str, str]) -> str:
+    """The settings reference (Markdown): one table per plugin, in the plugins' order, then
+    the GlideinWMS values checked in ``attributes`` (name -> what is accepted)."""
     lines = [
         "# Plugin settings reference",
         "",
@@ -91,11 +92,20 @@ def reference(declarations: Mapping[str, Options]) -> str:
         "`glidein-plugins config show --entry NAME` prints what an entry runs with.",
     ]
     for plugin, declared in declarations.items():
-        lines += ["", f"## `{plugin}`", "", "| Setting | Default | Accepts | Meaning |",
-                  "|---|---|---|---|"]
+        lines += ["", f"## `{plugin}`", ""]
+        if not declared:
+            lines.append("No settings: any key under it is an error.")
+            continue
+        lines += ["| Setting | Default | Accepts | Meaning |", "|---|---|---|---|"]
         for option in declared.options.values():
             lines.append(f"| `{option.name}` | `{_yaml(option.default)}` | "
                          f"{_cell(option.expected)} | {_cell(option.doc)} |")
+    lines += ["", "## GlideinWMS values in `attributes`", "",
+              "An entry's `attributes` are glidein_config defaults, taken as written; these are "
+              "checked against what GlideinWMS accepts (and a Frontend and Factory mode that "
+              "the negotiation table turns into FAIL is an error):", "",
+              "| Attribute | Accepts |", "|---|---|"]
+    lines += [f"| `{key}` | {_cell(accepts)} |" for key, accepts in attributes.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -35,6 +35,8 @@ class Option:
     default: Any
     check: Check
     doc: str
+    # a deeper look at a value the check accepted: '' when fine, else why not (in full)
+    validate: Check | None = None
 
     @property
     def expected(self) -> str:
@@ -77,9 +79,12 @@ class Options(Mapping[str, Any]):
                     + suggest(key, self.options)))
                 continue
             expected = option.check(setting.value)
+            why = "" if expected or option.validate is None else option.validate(setting.value)
             if expected:
                 value = shown(setting.value) if columns else repr(setting.value)
                 errors.append(ConfigError(at, f"expected {expected}, got {value}"))
+            elif why:
+                errors.append(ConfigError(at, why))
         return errors
 
     def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def check_entry(entry: factory_config.EntryConfig, plugins: manager.Plugins) -> 
     from glidein_plugins import config_check, options  # noqa: PLC0415
 
     problems = config_check.entry_problems(
-        entry, options.registered_declarations(plugins.manager))
+        entry, options.registered_declarations(plugins.manager), plugins.describe)
     if problems:
         raise ConfigError("", "; ".join(str(problem) for problem in problems))
 

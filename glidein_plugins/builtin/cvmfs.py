@@ -43,7 +43,8 @@ PLUGIN = "cvmfs"
 REPOS_KEY = "GLIDEIN_CVMFS_REPOS"
 SETTINGS = Options(
     Option("repositories", [], checks.strings, "CVMFS repositories to check and advertise, "
-           "besides those of GLIDEIN_CVMFS_REPOS"),
+           "besides those of GLIDEIN_CVMFS_REPOS",
+           validate=lambda names: next(filter(None, map(name_problem, names)), "")),
     Option("timeout", 20.0, checks.seconds,
            "seconds for the stat of the repositories, and for reading their revisions"),
 )

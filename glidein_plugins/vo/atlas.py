@@ -36,9 +36,21 @@ from glidein_plugins.results import Attribute, Bind, BindVerdict, Facts, flag
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"
 FLAG = "ATLAS_CONTAINER_OK"
+def _one_bind_each(items: list[str]) -> str:
+    """Why an item of ``cache_binds`` is not one bind ``src[:dst[:opts]]`` ('' if none)."""
+    for index, item in enumerate(items):
+        try:
+            if len(bind_lists.parse(item)) != 1:
+                return f"[{index}]: expected one bind (src[:dst[:opts]]), got {item!r}"
+        except InputError as exc:
+            return f"[{index}]: {exc.message}"
+    return ""
+
+
 SETTINGS = Options(
     Option("cache_binds", [], checks.strings,
-           "bind items src:dst[:ro|rw], e.g. [\"/scratch/atlas:/atlas-cache\"]"),
+           "bind items src:dst[:ro|rw], e.g. [\"/scratch/atlas:/atlas-cache\"]",
+           validate=_one_bind_each),
     Option("timeout", 20.0, checks.seconds,
            "seconds for the checks of the cache sources and the image"),
 )
