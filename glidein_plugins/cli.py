@@ -265,10 +265,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     """Build the glidein tarball (reproducible) and report its size."""
     from glidein_plugins import pack  # noqa: PLC0415 - only this command needs it
 
-    root = Path(pack.__file__).resolve().parent.parent
-    shipped = sorted((root / "factory_configs").glob("*.yaml"))
-    config, errors = factory_config.load_checked(shipped)  # as the setup hook loads them
-    errors += config_check.check(config)[0]
+    errors = shipped_config_problems(Path(pack.__file__).resolve().parent.parent)
     if errors:
         for error in errors:
             print(error, file=sys.stderr)
@@ -285,6 +282,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
           f"{packed.files} files, sha256 {packed.sha256}")
     print("psutil is not included (compiled): the package runs without it")
     return 0
+
+
+def shipped_config_problems(root: Path) -> list[InputError]:
+    """Every problem ``check-config`` finds in ``root``'s factory_configs/*.yaml, loaded as
+    the setup hook loads them."""
+    config, errors = factory_config.load_checked(sorted((root / "factory_configs").glob("*.yaml")))
+    return [*errors, *config_check.check(config)[0]]
 
 
 def cmd_factory_xml(args: argparse.Namespace) -> int:
