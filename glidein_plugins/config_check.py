@@ -210,7 +210,34 @@ def survey(config: FactoryConfig) -> Survey:
     return found
 
 
+def plugin_problems(config: FactoryConfig) -> list[ConfigError]:
+    """What each entry's plugin lists do at setup (the defaults alone, for any other entry):
+    a required plugin that is disabled or cannot be loaded, no plugin left to decide the
+    Singularity mode. (An unknown name is reported by ``config_problems``.)"""
+    from glidein_plugins import manager  # noqa: PLC0415 - pluggy, only when needed
+
+    errors = []
+    for name in ["", *config.entries]:
+        section, where = config.entries[name] if name else (config.defaults, "")
+        keypath = f"entries.{name}.plugins" if name else "defaults.plugins"
+        plugins = manager.build(config.entry(name), {})
+        lists = [*section.lists["required"], *config.defaults.lists["required"]]
+        for problem in plugins.problems:
+            if problem.fatal and "unknown plugin" not in problem.message:
+                at = next((item.where for item in lists if item.value == problem.name),
+                          where or keypath)
+                errors.append(ConfigError(at, f"{problem} (the setup would fail)"))
+        disabled = [item.where for item in section.lists["disable"] if item.value == "mode"]
+        if (disabled or not name) and not plugins.manager.hook.glidein_mode_negotiate \
+                .get_hookimpls():
+            errors.append(ConfigError(disabled[0] if disabled else keypath, (
+                "no plugin left to decide the Singularity mode (the built-in 'mode' is "
+                "disabled): every setup would fail")))
+    return errors
+
+
 def check(config: FactoryConfig) -> tuple[list[ConfigError], list[str]]:
     """``(errors, warnings)`` for a loaded config: what ``check-config`` and ``pack`` report."""
     found = survey(config)
-    return config_problems(config, found.declarations, found.known), found.notes
+    errors = config_problems(config, found.declarations, found.known) + plugin_problems(config)
+    return sorted(_unique(errors), key=position), found.notes
