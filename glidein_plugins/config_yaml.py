@@ -61,21 +61,28 @@ class _Loader(yaml.SafeLoader):
 
 def _expanded_size(root: yaml.Node) -> int:
     """How many values ``root`` holds once every alias is expanded (each node counted once
-    per reference), stopping past ``MAX_VALUES``."""
+    per reference), stopping past ``MAX_VALUES``; raises ``_Limit`` for an alias inside the
+    collection it names (an endless value)."""
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # collections whose children are being counted
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
         children = ([n for pair in node.value for n in pair]
                     if isinstance(node, yaml.MappingNode) else
                     list(node.value) if isinstance(node, yaml.SequenceNode) else [])
-        if children_done or not children:
+        if children_done:
+            open_nodes.discard(id(node))
             sizes[id(node)] = min(MAX_VALUES + 1, 1 + sum(sizes[id(n)] for n in children))
-        else:
-            stack.append((node, True))
-            stack += [(child, False) for child in children if id(child) not in sizes]
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise _Limit("an alias inside the collection it names (an endless value)",
+                         node.start_mark)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack += [(child, False) for child in children if id(child) not in sizes]
     return sizes[id(root)]
 
 
