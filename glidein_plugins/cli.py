@@ -67,7 +67,7 @@ def _entry_name(args: argparse.Namespace, config: factory_config.FactoryConfig) 
     hint = options.suggest(name, config.entries)
     if hint:
         _usage_error(f"--entry {name!r} is not an entry of the config{hint}")
-    if args.verbose or args.command != "run":
+    if getattr(args, "verbose", 0) or args.command != "run":
         print(f"glidein-plugins: note: no section for entry {name!r} in the config: its "
               "defaults apply", file=sys.stderr)
     return name
@@ -164,6 +164,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"OK: {report_text.plural(len(files), 'file')}, "
           f"{report_text.plural(len(config.entries), 'entry', 'entries')}")
+    for path in files if args.verbose else ():
+        names = [name for name, (_, where) in config.entries.items()
+                 if where.startswith(f"{path}:")]
+        print(f"  {path}: {report_text.plural(len(names), 'entry', 'entries')}"
+              + (f": {', '.join(names)}" if names else ""))
     return 0
 
 
@@ -312,15 +317,16 @@ EXIT_CODES = """exit status:
 
 
 def _command(sub: Any, name: str, summary: str, description: str,
-             examples: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """A sub-command with its one-line summary, description, examples and ``-v``."""
+             examples: Sequence[str] = (), *, verbose: str = "") -> argparse.ArgumentParser:
+    """A sub-command with its one-line summary, description, examples, and ``-v`` when
+    ``verbose`` says what it adds (quiet by default)."""
     epilog = ("examples:\n" + "".join(f"  {line}\n" for line in examples) + "\n"
               if examples else "") + EXIT_CODES
     command: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=textwrap.fill(description, 78), epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    command.add_argument("-v", "--verbose", action="count", default=0,
-                         help="say more (every decision, aliases, notes)")
+    if verbose:
+        command.add_argument("-v", "--verbose", action="count", default=0, help=verbose)
     return command
 
 
@@ -399,7 +405,9 @@ def _operator_commands(sub: Any) -> None:
         "and print the result: mode, runtime candidates, images, binds, attributes, and the "
         "warnings of the decision trace (-v: every decision).",
         ["glidein-plugins run", "glidein-plugins run --config site.yaml --entry CE_ONE -v",
-         "glidein-plugins run --set GLIDEIN_Singularity_Use=REQUIRED --json"]))
+         "glidein-plugins run --set GLIDEIN_Singularity_Use=REQUIRED --json"],
+        verbose="also every decision of the trace, the absent default binds, and the other "
+                "names each attribute is published under"))
     with_entry(run, default="default", help="factory entry name (default: default)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="a glidein_config value (repeatable)")
@@ -424,7 +432,8 @@ def _operator_commands(sub: Any) -> None:
         "entries defined twice. Every problem is reported at once, as "
         "FILE:LINE:COL: KEY: WHY, with a suggestion for a misspelt name.",
         ["glidein-plugins check-config factory_configs/site.yaml",
-         "glidein-plugins check-config --config-dir factory_configs"])
+         "glidein-plugins check-config --config-dir factory_configs"],
+        verbose="also list the entries each file defines")
     check.add_argument("files", nargs="*", metavar="FILE", help="factory config YAML files")
     check.add_argument("--config-dir", metavar="DIR", help="every *.yaml in DIR, after FILEs")
     check.set_defaults(func=cmd_check_config)
@@ -497,7 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a reader gone early is caught, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`, which has all it wanted: not an error
