@@ -90,6 +90,26 @@ def reference(declarations: Mapping[str, Options], attributes: Mapping[str, str]
         "`glidein-plugins check-config` reports an unknown key or a wrong value with its "
         "`file:line:col`; the setup on the node stops with a `Config` failure naming them; "
         "`glidein-plugins config show --entry NAME` prints what an entry runs with.",
+        "",
+        "A plugin (a VO's too) declares its settings once, as a module or class attribute; "
+        "`check-config`, `pack`, the setup and `config show` all read that declaration, and "
+        "`checks.plugin_settings` gives the plugin its checked values over the defaults:",
+        "",
+        "```python",
+        "from glidein_plugins import checks",
+        "from glidein_plugins.options import Option, Options",
+        "",
+        "SETTINGS = Options(",
+        '    Option("profile", "default", checks.text, "the profile advertised as MYVO_PROFILE"),',
+        '    Option("timeout", 10.0, checks.seconds, "seconds for each look at the repository"),',
+        ")",
+        "",
+        "def glidein_attributes_contribute(context):",
+        '    settings = checks.plugin_settings(context, "myvo", SETTINGS)',
+        "```",
+        "",
+        "A plugin that declares nothing has its settings passed on unchecked (`check-config` "
+        "warns); a built-in that declares nothing takes no setting.",
     ]
     for plugin, declared in declarations.items():
         lines += ["", f"## `{plugin}`", ""]

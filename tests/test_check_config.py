@@ -399,3 +399,56 @@ def test_one_name_per_attribute_in_tables_the_others_with_v() -> None:
         ("SINGULARITY_PATH", [p + "PATH" for p in PREFIXES[1:]]),
         ("SINGULARITY_VERSION", [p + "VERSION" for p in PREFIXES[1:]]),
         ("OSG_SINGULARITY_PATH", [])]
+
+
+VO_PLUGIN = '''
+from glidein_plugins import Attribute, checks, hookimpl
+from glidein_plugins.options import Option, Options
+
+SETTINGS = Options(
+    Option("profile", "default", checks.text, "the profile advertised as MYVO_PROFILE"),
+    Option("timeout", 10.0, checks.seconds, "seconds for each look at the repository"),
+)
+
+
+@hookimpl
+def glidein_attributes_contribute(context):
+    settings = checks.plugin_settings(context, "myvo", SETTINGS)
+    return [Attribute.string("MYVO_PROFILE", settings["profile"])]
+'''
+
+
+def test_a_vo_plugin_declares_its_settings_as_a_builtin_does(tmp_path: Path) -> None:
+    """A site drop-in's declaration is collected through the plugin manager: check-config,
+    config show and the setup all check against it; a plugin declaring nothing is warned of."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    (plugins / "myvo.py").write_text(VO_PLUGIN)
+    (plugins / "bare.py").write_text("def glidein_attributes_contribute(context):\n"
+                                     "    return []\n")
+    config = tmp_path / "myvo.yaml"
+    config.write_text(f"version: 1\nentries:\n  TEST_ENTRY:\n    plugins:\n"
+                      f"      directories: [{plugins}]\n    settings:\n"
+                      "      myvo: {profile: gpu, timout: 5}\n      bare: {x: 1}\n")
+    proc = run_cli(["check-config", str(config)], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"{config}:7:28: entries.TEST_ENTRY.settings.myvo.timout: unknown setting (expected "
+        "one of: profile, timeout) (did you mean 'timeout'?)",
+        f"warning: {config}:8: entries.TEST_ENTRY.settings.bare: plugin 'bare' declares no "
+        "settings (SETTINGS = Options(...)): they are not checked",
+        "1 problem found"]
+    shown = run_cli(["config", "show", "--json", "--config", str(config), "--entry",
+                     "TEST_ENTRY"], tmp_path)
+    values = {item["key"]: item["value"] for item in json.loads(shown.stdout)}
+    assert (values["settings.myvo.profile"], values["settings.myvo.timeout"]) == ("gpu", 10.0)
+    work = make_work_dir(tmp_path / "work")
+    result = glidein_result(setup(work, "--config", str(config)), work)
+    assert (result.exit_code, result.failure) == (1, "Config")
+    assert result.detail.startswith(f"myvo (site): {config}:7: settings.myvo.timout: unknown "
+                                    "setting"), result.detail
+    config.write_text(config.read_text().replace(", timout: 5", ""))
+    assert run_cli(["check-config", str(config)], tmp_path).returncode == 0
+    result = glidein_result(setup(work, "--config", str(config)), work)
+    assert result.exit_code == 0, result.detail
+    assert result.config["MYVO_PROFILE"] == "gpu"
