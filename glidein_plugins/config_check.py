@@ -16,8 +16,9 @@ Every problem is a ``ConfigError`` whose ``where`` is ``file:line:col: key``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,11 +137,15 @@ def section_problems(section: Section, keypath: str,
 
 
 def entry_problems(entry: EntryConfig, declarations: Mapping[str, Options | None],
-                   describe: Callable[[str], str] | None = None) -> list[ConfigError]:
-    """One entry's merged configuration checked: what the setup on the node checks first."""
+                   describe: Callable[[str], str] | None = None,
+                   given: Container[str] = ()) -> list[ConfigError]:
+    """One entry's merged configuration checked: what the setup on the node checks first.
+    ``given``: the keys glidein_config sets, whose ``attributes`` are not used (nor checked:
+    the mode plugin judges the values in effect)."""
+    used = {key: setting for key, setting in entry.attributes.items() if key not in given}
     return [*settings_problems(entry.settings, declarations, describe=describe),
-            *attribute_problems(entry.attributes, "attributes"),
-            *negotiation_problems(entry, "entry")]
+            *attribute_problems(used, "attributes"),
+            *negotiation_problems(dataclasses.replace(entry, attributes=used), "entry")]
 
 
 def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | None],

@@ -57,7 +57,7 @@ def run_setup(
         entry = values.get(ENTRY_KEY, "") or ""
         entry_config = factory_config.load(config_files).entry(entry)
         plugins = manager.build(entry_config, environ)
-        check_entry(entry_config, plugins)
+        check_entry(entry_config, plugins, values.values)
         context = Context(entry_config, values, start_dir, Deadline(entry_config.budget_seconds),
                           environ)
         if values.problems:
@@ -89,13 +89,15 @@ def run_setup(
     return SetupOutcome(report, entry, xml_path)
 
 
-def check_entry(entry: factory_config.EntryConfig, plugins: manager.Plugins) -> None:
+def check_entry(entry: factory_config.EntryConfig, plugins: manager.Plugins,
+                given: Mapping[str, str]) -> None:
     """The entry's configuration checked as ``check-config`` checks it, against the plugins
-    registered for it; raises ConfigError naming every problem (file:line:col, key, value)."""
+    registered for it (its ``attributes`` that glidein_config, ``given``, does not override);
+    raises ConfigError naming every problem (file:line[:col], key, value)."""
     from glidein_plugins import config_check, options  # noqa: PLC0415
 
     problems = config_check.entry_problems(
-        entry, options.registered_declarations(plugins.manager), plugins.describe)
+        entry, options.registered_declarations(plugins.manager), plugins.describe, given)
     if problems:
         raise ConfigError("", "; ".join(str(problem) for problem in problems))
 

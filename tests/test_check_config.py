@@ -452,3 +452,16 @@ def test_a_vo_plugin_declares_its_settings_as_a_builtin_does(tmp_path: Path) -> 
     result = glidein_result(setup(work, "--config", str(config)), work)
     assert result.exit_code == 0, result.detail
     assert result.config["MYVO_PROFILE"] == "gpu"
+
+
+def test_an_attribute_glidein_config_overrides_is_not_held_against_the_node(
+        tmp_path: Path) -> None:
+    """The setup checks the ``attributes`` in effect: a value glidein_config replaces is not
+    used (check-config still reports it, before deploy)."""
+    config = tmp_path / "site.yaml"
+    config.write_text("version: 1\ndefaults:\n  attributes:\n"
+                      "    GLIDEIN_SINGULARITY_REQUIRE: MANDATORY\n")
+    work = make_work_dir(tmp_path / "work", {"GLIDEIN_SINGULARITY_REQUIRE": "NEVER"})
+    result = glidein_result(setup(work, "--config", str(config)), work)
+    assert result.exit_code == 0, result.detail
+    assert run_cli(["check-config", str(config)], tmp_path).returncode == 1
