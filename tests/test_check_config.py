@@ -465,3 +465,21 @@ def test_an_attribute_glidein_config_overrides_is_not_held_against_the_node(
     result = glidein_result(setup(work, "--config", str(config)), work)
     assert result.exit_code == 0, result.detail
     assert run_cli(["check-config", str(config)], tmp_path).returncode == 1
+
+
+def test_a_dry_run_with_a_runtime_shows_each_attribute_once(tmp_path: Path,
+                                                            fake_cvmfs) -> None:
+    fake_cvmfs.bin.install_runtime("apptainer")
+    env = {**fake_cvmfs.env(TMPDIR=str(tmp_path)), "COLUMNS": "100"}
+    quiet = run_cli(["run"], tmp_path, env).stdout
+    names = [row[0] for row in report_table(quiet, "Attributes")]
+    assert "SINGULARITY_PATH" in names and "GWMS_SINGULARITY_PATH" not in names, quiet
+    assert re.search(r"^  \(and \d+ other names for the same values: -v lists them\)$", quiet,
+                     re.M)
+    assert max(len(line) for line in quiet.splitlines() if line.startswith("  ")) <= 100
+    verbose = run_cli(["run", "-v"], tmp_path, env).stdout
+    rows = {row[0]: row for row in report_table(verbose, "Attributes")}
+    assert "GWMS_SINGULARITY_PATH" in " ".join(rows["SINGULARITY_PATH"][4:])
+    report = json.loads(run_cli(["run", "--json"], tmp_path, env).stdout)
+    assert {"SINGULARITY_PATH", "GWMS_SINGULARITY_PATH"} <= {a["name"] for a in
+                                                              report["attributes"]}
