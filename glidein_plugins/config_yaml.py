@@ -248,7 +248,7 @@ class Parser:
             if not isinstance(value, str) or not value.strip():
                 self.error(node, keypath, f"expected a name, got {value!r}")
             else:
-                names.append(Setting(value.strip(), f"{self.where(node)}: {keypath}"))
+                names.append(Setting(value.strip(), f"{self.setting(None, node).at}: {keypath}"))
         return names
 
     def section(self, item: _Item, keypath: str) -> Section:
@@ -279,7 +279,7 @@ class Parser:
             section.settings[plugin] = {key: self.setting(setting, leaf[0])
                                         for key, (leaf, setting) in settings.items()
                                         if setting is not _INVALID}
-            section.settings_where[plugin] = f"{self.where(value[0])}: {sub}"
+            section.settings_where[plugin] = f"{self.setting(None, value[0]).at}: {sub}"
         return section
 
     def attribute(self, key: str, item: _Item, keypath: str) -> str | None:

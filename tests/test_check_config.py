@@ -121,7 +121,7 @@ def test_an_entry_whose_own_modes_cannot_meet_is_reported(tmp_path: Path) -> Non
     ("version: 1\ndefaults: {budget: 3}\n",
      ":2:12: defaults.budget: unknown key (did you mean 'budget_seconds'?)"),
     ("version: 1\nentries:\n  CE:\n    plugins: {enable: [osgg]}\n",
-     ":4: entries.CE.plugins.enable: unknown plugin 'osgg' (did you mean 'osg'?)"),
+     ":4:24: entries.CE.plugins.enable: unknown plugin 'osgg' (did you mean 'osg'?)"),
 ], ids=["empty", "comment-only", "no-version", "misspelt-section-key", "misspelt-plugin"])
 def test_structural_mistakes_are_reported(tmp_path: Path, text: str, expected: str) -> None:
     [line] = problems(check(tmp_path, text))
@@ -140,7 +140,7 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         [":6:13", "defaults.settings.probe.timout"],
         [":6:24", "defaults.settings.probe.cache_ttl"],
         [":9:5", "entries.CE.budget_seconds"],
-        [":10", "entries.CE.plugins.optional"]]  # `optional` is a list of plugin names
+        [":10:31", "entries.CE.plugins.optional"]]  # `optional` is a list of plugin names
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -435,7 +435,7 @@ def test_a_vo_plugin_declares_its_settings_as_a_builtin_does(tmp_path: Path) -> 
     assert proc.stderr.splitlines() == [
         f"{config}:7:28: entries.TEST_ENTRY.settings.myvo.timout: unknown setting (expected "
         "one of: profile, timeout) (did you mean 'timeout'?)",
-        f"warning: {config}:8: entries.TEST_ENTRY.settings.bare: plugin 'bare' declares no "
+        f"warning: {config}:8:7: entries.TEST_ENTRY.settings.bare: plugin 'bare' declares no "
         "settings (SETTINGS = Options(...)): they are not checked",
         "1 problem found"]
     shown = run_cli(["config", "show", "--json", "--config", str(config), "--entry",

@@ -35,6 +35,12 @@ def where(path: Path, pattern: str, start: int = 1) -> str:
     return f"{path}:{line_of(path, pattern, start)}"
 
 
+def at(path: Path, pattern: str, token: str, start: int = 1) -> str:
+    """``file:line:col`` of ``token`` on the first line matching ``pattern``."""
+    number = line_of(path, pattern, start)
+    return f"{path}:{number}:{path.read_text().splitlines()[number - 1].index(token) + 1}"
+
+
 # -- merging ----------------------------------------------------------------------------------
 
 
@@ -79,7 +85,7 @@ def test_files_merge_in_order_lists_accumulate_mappings_override() -> None:
     assert sorted(config.entries) == ["CE_ONE", "CE_THREE", "CE_TWO"]
     assert config.entries["CE_THREE"][1] == where(OVERRIDE, "^  CE_THREE:")
     one = config.entry("CE_ONE")
-    assert one.required == ("mode", "singularity")  # accumulated, each once, in order
+    assert one.required == ("mode", "images")  # accumulated, each once, in order
     assert one.enable == ("mode",)
     assert one.attributes["SITE_FLAG"] == factory_config.Setting("no", where(OVERRIDE, "SITE_FLAG"))
     assert one.attributes[EMBEDDED_REQUIRE].value == "REQUIRED"
@@ -95,13 +101,14 @@ def test_plugin_references_and_directories_say_where() -> None:
     """Each plugin named in a section, at its first mention (a list name) or last (settings)."""
     config = factory_config.load([SITE, OVERRIDE])
     assert sorted(config.plugin_references()) == sorted([
-        ("mode", f"{where(SITE, 'required:')}: defaults.plugins.required"),
-        ("singularity", f"{where(OVERRIDE, 'required:')}: defaults.plugins.required"),
-        ("mode", f"{where(OVERRIDE, 'enable:')}: defaults.plugins.enable"),
-        ("probe", f"{where(OVERRIDE, 'probe:')}: defaults.settings.probe"),
-        ("probe", f"{where(SITE, 'probe:', line_of(SITE, '^  CE_ONE:'))}: "
+        ("mode", f"{at(SITE, 'required:', 'mode')}: defaults.plugins.required"),
+        ("images", f"{at(OVERRIDE, 'required:', 'images')}: defaults.plugins.required"),
+        ("mode", f"{at(OVERRIDE, 'enable:', 'mode')}: defaults.plugins.enable"),
+        ("probe", f"{at(OVERRIDE, 'probe:', 'probe')}: defaults.settings.probe"),
+        ("probe", f"{at(SITE, 'probe:', 'probe', line_of(SITE, '^  CE_ONE:'))}: "
                   "entries.CE_ONE.settings.probe"),
-        ("singularity", f"{where(SITE, 'disable:')}: entries.CE_TWO.plugins.disable"),
+        ("singularity", f"{at(SITE, 'disable:', 'singularity')}: "
+                        "entries.CE_TWO.plugins.disable"),
     ])
     assert config.directories() == ()
 
