@@ -37,11 +37,12 @@ def with_sets(entry: EntryConfig, sets: Mapping[str, Any], plugins: Sequence[str
     return dataclasses.replace(entry, settings=settings, attributes=attributes)
 
 
-def _source(setting: Setting, own: Any) -> str:
-    """``file:line:col (entry NAME)`` or ``(defaults)``; ``--set`` as it is."""
+def _source(setting: Setting, own: Any, entry: str) -> str:
+    """``file:line:col (entries.NAME)`` when ``setting`` is the entry's ``own``, else
+    ``file:line:col (defaults)``; ``--set`` as it is."""
     if setting.where == SET:
         return SET
-    return f"{setting.at} ({'entry' if setting is own else 'defaults'})"
+    return f"{setting.at} ({f'entries.{entry}' if setting is own else 'defaults'})"
 
 
 def effective(config: FactoryConfig, entry: EntryConfig,
@@ -52,15 +53,19 @@ def effective(config: FactoryConfig, entry: EntryConfig,
     budget = (section.budget if section is not None and section.budget is not None
               else config.defaults.budget)
     shown.append(Shown("budget_seconds", entry.budget_seconds,
-                       _source(budget, section and section.budget) if budget else DEFAULT))
+                       _source(budget, section.budget if section else None, entry.name)
+                       if budget else DEFAULT))
     for key in PLUGIN_LISTS:
         items = (config.defaults.lists[key] + (section.lists[key] if section else []))
         for name in getattr(entry, key, ()):
             where = next((item.where for item in items if item.value == name), "")
-            shown.append(Shown(f"plugins.{key}", name, where or DEFAULT))
+            place, _, keypath = where.rpartition(": ")  # file:line:col: SECTION.plugins.KEY
+            shown.append(Shown(f"plugins.{key}", name, f"{place} ({keypath.split('.plugins')[0]})"
+                               if place else DEFAULT))
     for key, setting in sorted(entry.attributes.items()):
         own = section.attributes.get(key) if section is not None else None
-        shown.append(Shown(f"attributes.{key}", setting.value, _source(setting, own)))
+        shown.append(Shown(f"attributes.{key}", setting.value,
+                           _source(setting, own, entry.name)))
     plugins = sorted(set(entry.settings) | {name for name, declared in declarations.items()
                                             if declared is not None})
     for plugin in plugins:
@@ -73,7 +78,7 @@ def effective(config: FactoryConfig, entry: EntryConfig,
                 shown.append(Shown(f"settings.{plugin}.{key}", (declared or {})[key], DEFAULT))
             else:
                 shown.append(Shown(f"settings.{plugin}.{key}", given.value,
-                                   _source(given, own_values.get(key))))
+                                   _source(given, own_values.get(key), entry.name)))
     return shown
 
 

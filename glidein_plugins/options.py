@@ -78,8 +78,12 @@ class Options(Mapping[str, Any]):
                     f"(expected one of: {known})" if known else "(it takes none)")
                     + suggest(key, self.options)))
                 continue
-            expected = option.check(setting.value)
-            why = "" if expected or option.validate is None else option.validate(setting.value)
+            try:
+                expected = option.check(setting.value)
+                why = "" if expected or option.validate is None else \
+                    option.validate(setting.value)
+            except Exception as exc:  # a plugin's check failing on a value it did not foresee
+                expected, why = "", f"cannot be checked: {type(exc).__name__}: {exc}"
             if expected:
                 value = shown(setting.value) if columns else repr(setting.value)
                 errors.append(ConfigError(at, f"expected {expected}, got {value}"))

@@ -278,8 +278,8 @@ def test_config_show_says_where_each_value_came_from(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     shown = {item["key"]: (item["value"], item["source"]) for item in json.loads(proc.stdout)}
     entry_line = SITE.read_text().splitlines().index("  CE_ONE:") + 1
-    assert shown["budget_seconds"] == (30.0, f"{SITE}:{entry_line + 1}:5 (entry)")
-    assert shown["settings.probe.timeout"][1].endswith(" (entry)")
+    assert shown["budget_seconds"] == (30.0, f"{SITE}:{entry_line + 1}:5 (entries.CE_ONE)")
+    assert shown["settings.probe.timeout"][1].endswith(" (entries.CE_ONE)")
     assert shown["settings.probe.test_image"] == ("/cvmfs/img/el9", f"{SITE}:12:7 (defaults)")
     assert shown["settings.probe.cache_ttl"] == (3600.0, "default")
     assert shown["settings.probe.sif_image"] == ("/cvmfs/x.sif", "--set")
