@@ -449,8 +449,13 @@ def _operator_commands(sub: Any) -> None:
          "glidein-plugins config show --entry CE_ONE --set probe.timeout=30",
          "glidein-plugins config reference > docs/settings.md"])
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = with_config(_command(config_sub, "show", "an entry's effective settings",
-                                "Every value an entry runs with, and where it came from."))
+    show = with_config(_command(
+        config_sub, "show", "an entry's effective settings",
+        "Every value an entry runs with (declared defaults included) and where it came from: "
+        "FILE:LINE:COL (defaults) or (entries.NAME), 'default', or --set. The entry's "
+        "problems, if any, follow on stderr (exit 1).",
+        ["glidein-plugins config show --config-dir factory_configs --entry CE_ONE",
+         "glidein-plugins config show --entry CE_ONE --set probe.timeout=30 --json"]))
     with_entry(show, default="default", help="factory entry name (default: default)")
     show.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="PLUGIN.KEY=VALUE (a YAML value) sets a plugin setting, KEY=VALUE "
@@ -458,7 +463,9 @@ def _operator_commands(sub: Any) -> None:
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(func=cmd_config_show)
     reference = _command(config_sub, "reference", "print the settings reference (Markdown)",
-                         "The settings of every built-in plugin, from their declarations.")
+                         "The settings of every built-in plugin, from their declarations, and "
+                         "the GlideinWMS values checked in attributes.",
+                         ["glidein-plugins config reference > docs/settings.md"])
     reference.set_defaults(func=cmd_config_reference)
 
     hooks = _command(

@@ -314,6 +314,10 @@ def test_help_lists_every_command_with_a_description_examples_and_exit_codes() -
         assert "exit status:" in help_text, name
     for name in ("run", "check-config"):  # quiet by default, -v says more
         assert "-v, --verbose" in sub.choices[name].format_help()  # type: ignore[attr-defined]
+    config = next(action for action in sub.choices["config"]._actions  # type: ignore[attr-defined]
+                  if action.dest == "action")
+    for name in ("show", "reference"):
+        assert "examples:\n  glidein-plugins config" in config.choices[name].format_help()
     assert "FILE" in sub.choices["check-config"].format_usage()  # type: ignore[attr-defined]
     assert "--entry" in sub.choices["plugins"].format_usage()  # type: ignore[attr-defined]
 
