@@ -193,7 +193,8 @@ def _read(path: Path, errors: list[ConfigError]) -> str | None:
 
 
 # -- the parsed form of a shipped file, as JSON ------------------------------------------------
-# A Setting is [value, where without the file's path]: the cache is valid wherever it is unpacked.
+# A Setting is [value, where without the file's path, column]: the cache is valid wherever it is
+# unpacked.
 
 CACHE_FORMAT = 2
 

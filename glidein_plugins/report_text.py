@@ -56,8 +56,6 @@ def table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ") -> Non
             print(indent + "  ".join(cells).rstrip(), file=out)
 
 
-
-
 def _result_line(outcome: SetupOutcome) -> str:
     failure = outcome.report.failure
     if failure is None:
