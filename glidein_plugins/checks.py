@@ -1,19 +1,24 @@
-"""Plugin settings checked against their defaults: a wrong one is a ``Config`` failure naming
-file:line and the key (``settings.PLUGIN.KEY``), before the plugin uses it.
+"""Plugin settings checked against their declaration (``glidein_plugins.options``): a wrong one
+is a ``Config`` failure naming file:line:col and the key (``settings.PLUGIN.KEY``), before the
+plugin uses it.
 
-A check takes the value and returns '' when it is fine, else what was expected.
+A check takes the value and returns '' when it is fine, else what was expected; it must accept
+any value a YAML file can hold without raising.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.options import Check, Option, Options
 
-Check = Callable[[Any], str]
+__all__ = ["Check", "absolute_path", "boolean", "integer", "optional_path", "path_or_empty",
+           "plugin_settings", "runtime_options", "seconds", "seconds_or_zero", "strings", "text",
+           "where"]
 
 
 def _number(value: Any) -> float | None:
@@ -55,26 +60,42 @@ def path_or_empty(value: Any) -> str:
         "an absolute path (or '' for none)"
 
 
+def absolute_path(value: Any) -> str:
+    return "" if isinstance(value, str) and value.startswith("/") else "an absolute path"
+
+
+def optional_path(value: Any) -> str:
+    return "" if value is None or isinstance(value, str) else "a path (or '' to skip it)"
+
+
+def runtime_options(value: Any) -> str:
+    ok = isinstance(value, list) and all(isinstance(item, str) and item.startswith("-")
+                                         for item in value)
+    return "" if ok else "a list of runtime options (strings starting with '-')"
+
+
 def strings(value: Any) -> str:
     ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
     return "" if ok else "a list of strings"
 
 
 def plugin_settings(context: Context, plugin: str, defaults: Mapping[str, Any],
-                    checks: Mapping[str, Check]) -> dict[str, Any]:
-    """The entry's settings for ``plugin`` over ``defaults``, each checked."""
-    values = dict(defaults)
-    for key, setting in context.entry.settings.get(plugin, {}).items():
-        at = f"{setting.where}: settings.{plugin}.{key}"
-        if key not in defaults:
-            raise GlideinFailure(FailureType.CONFIG, f"{at}: unknown setting (expected one "
-                                 f"of: {', '.join(defaults)})")
-        expected = checks[key](setting.value)
-        if expected:
-            raise GlideinFailure(FailureType.CONFIG,
-                                 f"{at}: expected {expected}, got {setting.value!r}")
-        values[key] = setting.value
-    return values
+                    checks: Mapping[str, Check] | None = None) -> dict[str, Any]:
+    """The entry's settings for ``plugin`` over its declaration (``Options``; or, for a plugin
+    written before declarations, ``defaults`` with a check for each), each checked: the first
+    wrong one is a ``Config`` failure naming file:line:col, key and value."""
+    declared = defaults if isinstance(defaults, Options) else Options(
+        *(Option(key, value, (checks or {}).get(key, _anything), "")
+          for key, value in defaults.items()))
+    values = context.entry.settings.get(plugin, {})
+    problems = declared.problems(plugin, values)
+    if problems:
+        raise GlideinFailure(FailureType.CONFIG, str(problems[0]))
+    return declared.resolve(values)
+
+
+def _anything(value: Any) -> str:
+    return ""
 
 
 def where(context: Context, plugin: str, key: str) -> str:

@@ -1,4 +1,9 @@
-"""Parsing one factory configuration file (YAML), keeping line numbers for every error."""
+"""Parsing one factory configuration file (YAML), keeping line and column for every error.
+
+Structural limits keep a hostile or broken file a clear error, never a crash or a hang: at most
+``MAX_BYTES`` of text, ``MAX_DEPTH`` nested collections, ``MAX_VALUES`` values once every alias
+is expanded (a "billion laughs" file is refused, not expanded).
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,67 @@ from glidein_plugins.factory_config import (
     Section,
     Setting,
 )
+from glidein_plugins.options import suggest
 
 _Item = tuple[yaml.Node, yaml.Node]  # (key node, value node) of a mapping
 _INVALID: Any = object()  # a value already reported as wrong
 _YAML_TAG = "tag:yaml.org,2002:"
+MAX_BYTES = 4 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 1_000_000
+TOP_KEYS = ("version", "defaults", "entries")
+
+
+class _Limit(yaml.YAMLError):
+    """A structural limit exceeded, at ``mark``."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing collections nested deeper than ``MAX_DEPTH`` (its
+    composer recurses once per level: 500 levels would end in a RecursionError)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.depth >= MAX_DEPTH:
+            raise _Limit(f"too deep: collections nested more than {MAX_DEPTH} levels",
+                         self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds once every alias is expanded (each node counted once
+    per reference), stopping past ``MAX_VALUES``; raises ``_Limit`` for an alias inside the
+    collection it names (an endless value)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # collections whose children are being counted
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = ([n for pair in node.value for n in pair]
+                    if isinstance(node, yaml.MappingNode) else
+                    list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(MAX_VALUES + 1, 1 + sum(sizes[id(n)] for n in children))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise _Limit("an alias inside the collection it names (an endless value)",
+                         node.start_mark)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack += [(child, False) for child in children if id(child) not in sizes]
+    return sizes[id(root)]
 
 
 def _is_null(node: yaml.Node) -> bool:
@@ -62,10 +124,13 @@ class Parser:
     def where(self, node: yaml.Node) -> str:
         return f"{self.path}:{node.start_mark.line + 1}"
 
+    def setting(self, value: Any, node: yaml.Node) -> Setting:
+        return Setting(value, self.where(node), node.start_mark.column + 1)
+
     def error(self, node: yaml.Node, keypath: str, message: str) -> None:
         if not keypath.isprintable():  # a key with a newline: one line per problem still
             keypath = keypath.encode("unicode_escape").decode("ascii")
-        where = self.where(node) + (f": {keypath}" if keypath else "")
+        where = self.setting(None, node).at + (f": {keypath}" if keypath else "")
         self.errors.append(ConfigError(where, message))
 
     def parse(self, text: str) -> File | None:
@@ -75,10 +140,16 @@ class Parser:
             return None
         parsed = File(str(self.path))
         if root is None:
+            parsed.doubts.append(ConfigError(str(self.path), "empty: no settings in it (a "
+                                                             "factory config starts with "
+                                                             "'version: 1')"))
             return parsed
-        top = self.mapping((root, root), "", ("version", "defaults", "entries"))
+        top = self.mapping((root, root), "", TOP_KEYS)
         if "version" in top and self.scalar(top["version"], "version") not in (1, _INVALID):
             self.error(top["version"][0], "version", "only version 1 is understood")
+        elif "version" not in top and isinstance(root, yaml.MappingNode):
+            parsed.doubts.append(ConfigError(f"{self.setting(None, root).at}: version",
+                                             "missing: add 'version: 1' at the top of the file"))
         if "defaults" in top:
             parsed.defaults = self.section(top["defaults"], "defaults")
         for name, item in self.mapping(top.get("entries"), "entries").items():
@@ -87,15 +158,29 @@ class Parser:
 
     def compose(self, text: str) -> Any:
         """The file's root node, None when empty, ``_INVALID`` after reporting why not."""
+        if len(text) > MAX_BYTES:
+            self.errors.append(ConfigError(str(self.path), f"larger than {MAX_BYTES >> 20} MiB: "
+                                                           "not a factory config"))
+            return _INVALID
         try:
-            self.loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
-            return self.loader.get_single_node()
+            self.loader = _Loader(text)  # its reader refuses control characters at once
+            root = self.loader.get_single_node()
+            if root is not None and _expanded_size(root) > MAX_VALUES:
+                raise _Limit(f"too large: more than {MAX_VALUES} values once its aliases "
+                             "are expanded", root.start_mark)
+            return root
+        except _Limit as exc:
+            mark = exc.problem_mark
+            self.errors.append(ConfigError(f"{self.path}:{mark.line + 1}:{mark.column + 1}",
+                                           exc.problem))
+            return _INVALID
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             position = getattr(exc, "position", None)  # a ReaderError has no mark
             line = (mark.line + 1 if mark else
                     text.count("\n", 0, position) + 1 if isinstance(position, int) else None)
-            where = f"{self.path}:{line}" if line else str(self.path)
+            where = (f"{self.path}:{line}" + (f":{mark.column + 1}" if mark else "")
+                     if line else str(self.path))
             problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
             if isinstance(exc, yaml.reader.ReaderError):
                 problem = f"character {exc.character!r} not allowed: {problem}"
@@ -137,7 +222,8 @@ class Parser:
             elif key in result:
                 self.error(key_node, sub, "duplicate key")
             elif allowed is not None and key not in allowed:
-                self.error(key_node, sub, f"unknown key (expected one of: {', '.join(allowed)})")
+                self.error(key_node, sub, f"unknown key{suggest(key, allowed)} (expected one "
+                                          f"of: {', '.join(allowed)})")
             else:
                 result[key] = (key_node, value_node)
         return result
@@ -162,7 +248,7 @@ class Parser:
             if not isinstance(value, str) or not value.strip():
                 self.error(node, keypath, f"expected a name, got {value!r}")
             else:
-                names.append(Setting(value.strip(), f"{self.where(node)}: {keypath}"))
+                names.append(Setting(value.strip(), f"{self.setting(None, node).at}: {keypath}"))
         return names
 
     def section(self, item: _Item, keypath: str) -> Section:
@@ -177,7 +263,7 @@ class Parser:
                 self.error(items["budget_seconds"][0], sub,
                            f"expected a positive number of seconds, got {value!r}")
             else:
-                section.budget = Setting(value, self.where(items["budget_seconds"][0]))
+                section.budget = self.setting(value, items["budget_seconds"][0])
         plugins = self.mapping(items.get("plugins"), f"{keypath}.plugins", PLUGIN_LISTS)
         for key, value in plugins.items():
             section.lists[key] = self.names(value, f"{keypath}.plugins.{key}")
@@ -185,15 +271,15 @@ class Parser:
         for key, value in attributes.items():
             text = self.attribute(key, value, f"{keypath}.attributes.{key}")
             if text is not None:
-                section.attributes[key] = Setting(text, self.where(value[0]))
+                section.attributes[key] = self.setting(text, value[0])
         for plugin, value in self.mapping(items.get("settings"), f"{keypath}.settings").items():
             sub = f"{keypath}.settings.{plugin}"
             settings = {key: (leaf, self.construct(leaf, f"{sub}.{key}"))
                         for key, leaf in self.mapping(value, sub).items()}
-            section.settings[plugin] = {key: Setting(setting, self.where(leaf[0]))
+            section.settings[plugin] = {key: self.setting(setting, leaf[0])
                                         for key, (leaf, setting) in settings.items()
                                         if setting is not _INVALID}
-            section.settings_where[plugin] = f"{self.where(value[0])}: {sub}"
+            section.settings_where[plugin] = f"{self.setting(None, value[0]).at}: {sub}"
         return section
 
     def attribute(self, key: str, item: _Item, keypath: str) -> str | None:

@@ -43,6 +43,12 @@ class Setting:
 
     value: Any
     where: str
+    column: int = field(default=0, compare=False)  # of the key, from 1 (0: not known)
+
+    @property
+    def at(self) -> str:
+        """``file:line:col`` (``where`` when the column is not known)."""
+        return f"{self.where}:{self.column}" if self.column else self.where
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class EntryConfig:
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # enabled, and may fail to load without failing the setup
     directories: tuple[str, ...] = ()
     attributes: Mapping[str, Setting] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, Setting]] = field(default_factory=dict)
@@ -95,6 +101,8 @@ class FactoryConfig:
     defaults: Section = field(default_factory=Section)
     entries: dict[str, tuple[Section, str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # what check-config refuses but a glidein tolerates (a file without a version, an empty one)
+    doubts: list[ConfigError] = field(default_factory=list, compare=False)
 
     def merged(self, name: str) -> Section:
         """Entry ``name``'s section merged over the defaults (the defaults alone when it has
@@ -159,9 +167,11 @@ class File:
     path: str
     defaults: Section | None = None
     entries: dict[str, tuple[Section, str]] = field(default_factory=dict)
+    doubts: list[ConfigError] = field(default_factory=list, compare=False)
 
     def merge_into(self, config: FactoryConfig, errors: list[ConfigError]) -> None:
         config.files.append(self.path)
+        config.doubts += self.doubts
         if self.defaults is not None:
             config.defaults.merge(self.defaults)
         for name, (section, where) in self.entries.items():
@@ -189,9 +199,10 @@ def _read(path: Path, errors: list[ConfigError]) -> str | None:
 
 
 # -- the parsed form of a shipped file, as JSON ------------------------------------------------
-# A Setting is [value, where without the file's path]: the cache is valid wherever it is unpacked.
+# A Setting is [value, where without the file's path, column]: the cache is valid wherever it is
+# unpacked.
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def cache_path(path: Path) -> Path:
@@ -214,7 +225,7 @@ def compiled(path: Path) -> bytes | None:
     def setting(item: Setting) -> list[Any]:
         if not item.where.startswith(prefix):
             raise ValueError(item.where)
-        return [item.value, item.where[len(prefix):]]
+        return [item.value, item.where[len(prefix):], item.column]
 
     def section(part: Section) -> dict[str, Any]:
         return {"budget": setting(part.budget) if part.budget else None,
@@ -241,8 +252,8 @@ def compiled(path: Path) -> bytes | None:
 
 
 def _from_json(data: dict[str, Any], prefix: str) -> File:
-    def setting(pair: list[Any]) -> Setting:
-        return Setting(pair[0], prefix + pair[1])
+    def setting(item: list[Any]) -> Setting:
+        return Setting(item[0], prefix + item[1], item[2])
 
     def section(part: dict[str, Any]) -> Section:
         budget = part["budget"]

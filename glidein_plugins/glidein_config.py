@@ -21,6 +21,10 @@ from glidein_plugins import atomic
 from glidein_plugins.errors import ConfigError
 
 MAX_LINE = 4096
+# written by glidein_startup.sh before any script runs, and needed by the setup: the entry's
+# configuration is chosen by the first, attributes are published through the second
+REQUIRED_KEYS = ("GLIDEIN_Entry_Name", "CONDOR_VARS_FILE")
+SHOWN_PROBLEMS = 3  # lines quoted in the summary of the malformed ones
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _ENCODING = ("utf-8", "surrogateescape")  # never fail on, nor alter, bytes we do not own
 
@@ -45,6 +49,29 @@ class GlideinConfig:
 def read(path: Path) -> GlideinConfig:
     """Parse ``path``; raises ConfigError (with the path) when it is missing or unreadable."""
     return parse(_read_text(path), path)
+
+
+def check(config: GlideinConfig, required: tuple[str, ...] = REQUIRED_KEYS) -> None:
+    """Raise ConfigError (naming the file) unless ``config`` looks like what GlideinWMS
+    writes: not empty, at least one ``KEY value`` line, and every ``required`` key."""
+    if not config.values:
+        what = (f"holds no 'KEY value' line ({len(config.problems)} malformed)"
+                if config.problems else "is empty")
+        raise ConfigError(str(config.path), f"glidein_config {what}: not one written by "
+                                            "glidein_startup.sh")
+    missing = [key for key in required if key not in config.values]
+    if missing:
+        raise ConfigError(str(config.path), f"glidein_config lacks {', '.join(missing)}, "
+                          "which glidein_startup.sh always writes: not a glidein's own config?")
+
+
+def summary(problems: tuple[str, ...], shown: int = SHOWN_PROBLEMS) -> str:
+    """One line for every skipped or suspect line: how many, and the first ``shown``."""
+    if not problems:
+        return ""
+    more = len(problems) - shown
+    return (f"{len(problems)} line{'s' if len(problems) != 1 else ''} not understood: "
+            + "; ".join(problems[:shown]) + (f"; and {more} more" if more > 0 else ""))
 
 
 def _read_text(path: Path) -> str:

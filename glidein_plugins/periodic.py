@@ -337,8 +337,8 @@ def run(config_path: Path, script_id: str = "entry", config_files: Sequence[Path
         report, running = recheck(config_path, config_files, budget)
     except Exception as exc:  # never fail: the lines must still be valid
         report = Report()
-        report.flag("GLIDEIN_PLUGINS_PERIODIC_OK", False,
-                    f"internal error: {type(exc).__name__}: {exc}")
+        report.flag("GLIDEIN_PLUGINS_PERIODIC_OK", False, str(exc) if isinstance(
+            exc, InputError) else f"internal error: {type(exc).__name__}: {exc}")
         report.add("GLIDEIN_PLUGINS_PERIODIC_TIME", str(int(time.time())))
         report.metrics = {"periodic_ok": "False"}
     out.write(report.render())

@@ -413,8 +413,9 @@ class Runner:
             if bind in refusals:
                 reason = "; ".join(f"{v.plugin}: {v.reason}" for v in refusals[bind])
                 rejected.append(BindVerdict(bind, False, reason, refusals[bind][0].plugin))
+                # the reference's default binds (/hadoop, /ceph...) are optional by design
                 self.note("binds", f"dropped {bind.source} -> {bind.destination}: {reason}",
-                          "warning")
+                          "info" if bind.origin == "default" else "warning")
             else:
                 kept.append(bind)
         return facts.with_(binds=tuple(kept), rejected_binds=tuple(rejected))

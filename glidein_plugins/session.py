@@ -53,13 +53,16 @@ def run_setup(
     entry = ""
     try:
         values = glidein_config.read(path)
+        glidein_config.check(values)  # the node's own input first, before any probe
         entry = values.get(ENTRY_KEY, "") or ""
         entry_config = factory_config.load(config_files).entry(entry)
         plugins = manager.build(entry_config, environ)
+        check_entry(entry_config, plugins, values.values)
         context = Context(entry_config, values, start_dir, Deadline(entry_config.budget_seconds),
                           environ)
-        for problem in values.problems:
-            context.record(TraceEvent("config", "glidein_config", problem, "warning"))
+        if values.problems:
+            context.record(TraceEvent("config", "glidein_config",
+                                      glidein_config.summary(values.problems), "warning"))
         report = Runner(plugins, context, tracer_from(environ)).setup()
     except ConfigError as exc:
         report = SetupReport(Facts(), (), Failure(FailureType.CONFIG, str(exc)),
@@ -84,6 +87,19 @@ def run_setup(
                 report.attributes = ()  # nothing was advertised
     xml_path = _write_xml(start_dir, script_id, report)
     return SetupOutcome(report, entry, xml_path)
+
+
+def check_entry(entry: factory_config.EntryConfig, plugins: manager.Plugins,
+                given: Mapping[str, str]) -> None:
+    """The entry's configuration checked as ``check-config`` checks it, against the plugins
+    registered for it (its ``attributes`` that glidein_config, ``given``, does not override);
+    raises ConfigError naming every problem (file:line[:col], key, value)."""
+    from glidein_plugins import config_check, options  # noqa: PLC0415
+
+    problems = config_check.entry_problems(
+        entry, options.registered_declarations(plugins.manager), plugins.describe, given)
+    if problems:
+        raise ConfigError("", "; ".join(str(problem) for problem in problems))
 
 
 def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,

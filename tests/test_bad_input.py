@@ -101,12 +101,18 @@ def test_bytes_that_are_not_utf8_never_crash_nor_get_altered(work_dir: Path) -> 
 # -- publishing: CONDOR_VARS_FILE ---------------------------------------------------------------
 
 
+PUBLISH = "cannot publish attributes: "
+
+
 @pytest.mark.parametrize(("vars_line", "message"), [
-    (None, "glidein_config: CONDOR_VARS_FILE is not set"),
-    ("CONDOR_VARS_FILE ", "glidein_config:{line}: CONDOR_VARS_FILE is not set"),
-    ("CONDOR_VARS_FILE {work}/missing.lst",
-     "glidein_config:{line}: CONDOR_VARS_FILE {work}/missing.lst: No such file or directory"),
-    ("CONDOR_VARS_FILE {work}", "glidein_config:{line}: CONDOR_VARS_FILE {work}: Is a directory"),
+    # checked first, before any probe: GlideinWMS always writes it
+    (None, "{work}/glidein_config: glidein_config lacks CONDOR_VARS_FILE, which "
+           "glidein_startup.sh always writes"),
+    ("CONDOR_VARS_FILE ", PUBLISH + "glidein_config:{line}: CONDOR_VARS_FILE is not set"),
+    ("CONDOR_VARS_FILE {work}/missing.lst", PUBLISH + "glidein_config:{line}: CONDOR_VARS_FILE "
+                                            "{work}/missing.lst: No such file or directory"),
+    ("CONDOR_VARS_FILE {work}",
+     PUBLISH + "glidein_config:{line}: CONDOR_VARS_FILE {work}: Is a directory"),
 ], ids=["unset", "empty", "missing-file", "directory"])
 def test_condor_vars_problems_leave_every_file_as_it_was(work_dir: Path, vars_line: str | None,
                                                          message: str) -> None:
@@ -118,8 +124,7 @@ def test_condor_vars_problems_leave_every_file_as_it_was(work_dir: Path, vars_li
     set_lines(work_dir, "\n".join(lines) + "\n")
     before = snapshot(work_dir)
     result = setup(work_dir)
-    assert_config_failure(result, "cannot publish attributes: "
-                          + message.format(line=len(lines), work=work_dir))
+    assert_config_failure(result, message.format(line=len(lines), work=work_dir))
     assert result.metrics["attributes"] == "0"
     assert "advertise HAS_SINGULARITY" not in result.stdout
     assert snapshot(work_dir) == before, "nothing may be half-written"
@@ -135,8 +140,8 @@ def test_broken_yaml_config_fails_with_file_and_line(work_dir: Path, name: str) 
         yaml.safe_load(path.read_text())
     before = snapshot(work_dir)
     result = setup(work_dir, "--config", str(path))
-    assert_config_failure(result, f"{path}:{caught.value.problem_mark.line + 1}: "
-                                  "YAML syntax error")
+    mark = caught.value.problem_mark
+    assert_config_failure(result, f"{path}:{mark.line + 1}:{mark.column + 1}: YAML syntax error")
     assert result.metrics["use_singularity"] == "Undefined"
     assert snapshot(work_dir) == before
 
@@ -144,7 +149,7 @@ def test_broken_yaml_config_fails_with_file_and_line(work_dir: Path, name: str) 
 def test_invalid_yaml_config_names_every_problem(work_dir: Path) -> None:
     path = DATA / "invalid" / "values.yaml"
     result = setup(work_dir, "--config", str(path))
-    assert_config_failure(result, f"{path}:3: defaults.budget_seconds: expected a positive",
+    assert_config_failure(result, f"{path}:4:3: defaults.budget_seconds: expected a positive",
                           "entries.TAGGED.settings.singularity.x: invalid value")
     assert result.detail.count(f"{path}:") == 10
 

@@ -35,6 +35,12 @@ def where(path: Path, pattern: str, start: int = 1) -> str:
     return f"{path}:{line_of(path, pattern, start)}"
 
 
+def at(path: Path, pattern: str, token: str, start: int = 1) -> str:
+    """``file:line:col`` of ``token`` on the first line matching ``pattern``."""
+    number = line_of(path, pattern, start)
+    return f"{path}:{number}:{path.read_text().splitlines()[number - 1].index(token) + 1}"
+
+
 # -- merging ----------------------------------------------------------------------------------
 
 
@@ -57,10 +63,9 @@ def test_entry_section_merges_over_the_defaults() -> None:
     assert one.attributes[EMBEDDED_REQUIRE].where == where(SITE, "REQUIRED")
     assert one.attributes["SITE_FLAG"].where == where(SITE, "SITE_FLAG")
     # settings merge key by key within a plugin's mapping
-    assert one.plugin_settings("singularity") == {"images": {"rhel9": "/cvmfs/img/el9"},
-                                                  "test_timeout": 20}
-    assert one.settings["singularity"]["test_timeout"].where == where(
-        SITE, "test_timeout", line_of(SITE, "^  CE_ONE:"))
+    assert one.plugin_settings("probe") == {"test_image": "/cvmfs/img/el9", "timeout": 20}
+    assert one.settings["probe"]["timeout"].where == where(
+        SITE, "timeout", line_of(SITE, "^  CE_ONE:"))
     two = config.entry("CE_TWO")
     assert (two.budget_seconds, two.disable) == (90.0, ("singularity",))
     assert two.attributes[EMBEDDED_REQUIRE].where == where(SITE, "PREFERRED")
@@ -70,7 +75,7 @@ def test_an_entry_without_a_section_gets_the_defaults() -> None:
     entry = factory_config.load([SITE]).entry("UNLISTED")
     assert (entry.budget_seconds, entry.required, entry.disable) == (90.0, ("mode",), ())
     assert entry.attributes[EMBEDDED_REQUIRE].value == "PREFERRED"
-    assert entry.plugin_settings("singularity")["test_timeout"] == 10
+    assert entry.plugin_settings("probe")["timeout"] == 10
     assert entry.plugin_settings("nothing") == {}
 
 
@@ -80,12 +85,12 @@ def test_files_merge_in_order_lists_accumulate_mappings_override() -> None:
     assert sorted(config.entries) == ["CE_ONE", "CE_THREE", "CE_TWO"]
     assert config.entries["CE_THREE"][1] == where(OVERRIDE, "^  CE_THREE:")
     one = config.entry("CE_ONE")
-    assert one.required == ("mode", "singularity")  # accumulated, each once, in order
+    assert one.required == ("mode", "images")  # accumulated, each once, in order
     assert one.enable == ("mode",)
     assert one.attributes["SITE_FLAG"] == factory_config.Setting("no", where(OVERRIDE, "SITE_FLAG"))
     assert one.attributes[EMBEDDED_REQUIRE].value == "REQUIRED"
-    assert one.plugin_settings("singularity") == {
-        "images": {"rhel9": "/cvmfs/img/el9"}, "test_timeout": 20, "retries": 2}
+    assert one.plugin_settings("probe") == {
+        "test_image": "/cvmfs/img/el9", "timeout": 20, "cache_ttl": 0}
     three = config.entry("CE_THREE")
     assert three.budget_seconds == 7.5
     assert {key: s.value for key, s in three.attributes.items()} == {
@@ -96,13 +101,14 @@ def test_plugin_references_and_directories_say_where() -> None:
     """Each plugin named in a section, at its first mention (a list name) or last (settings)."""
     config = factory_config.load([SITE, OVERRIDE])
     assert sorted(config.plugin_references()) == sorted([
-        ("mode", f"{where(SITE, 'required:')}: defaults.plugins.required"),
-        ("singularity", f"{where(OVERRIDE, 'required:')}: defaults.plugins.required"),
-        ("mode", f"{where(OVERRIDE, 'enable:')}: defaults.plugins.enable"),
-        ("singularity", f"{where(OVERRIDE, 'singularity:')}: defaults.settings.singularity"),
-        ("singularity", f"{where(SITE, 'singularity:', line_of(SITE, '^  CE_ONE:'))}: "
-                        "entries.CE_ONE.settings.singularity"),
-        ("singularity", f"{where(SITE, 'disable:')}: entries.CE_TWO.plugins.disable"),
+        ("mode", f"{at(SITE, 'required:', 'mode')}: defaults.plugins.required"),
+        ("images", f"{at(OVERRIDE, 'required:', 'images')}: defaults.plugins.required"),
+        ("mode", f"{at(OVERRIDE, 'enable:', 'mode')}: defaults.plugins.enable"),
+        ("probe", f"{at(OVERRIDE, 'probe:', 'probe')}: defaults.settings.probe"),
+        ("probe", f"{at(SITE, 'probe:', 'probe', line_of(SITE, '^  CE_ONE:'))}: "
+                  "entries.CE_ONE.settings.probe"),
+        ("singularity", f"{at(SITE, 'disable:', 'singularity')}: "
+                        "entries.CE_TWO.plugins.disable"),
     ])
     assert config.directories() == ()
 
@@ -112,7 +118,8 @@ def test_load_raises_one_error_listing_every_problem_once() -> None:
     with pytest.raises(ConfigError) as caught:
         factory_config.load([values])
     message = str(caught.value)
-    assert message.startswith(f"{values}:{line_of(values, 'abc')}: defaults.budget_seconds: ")
+    assert re.match(rf"{re.escape(str(values))}:{line_of(values, 'abc')}:\d+: "
+                    "defaults.budget_seconds: ", message)
     assert message.count(f"{values}:") == len(expected_errors(values))
 
 
@@ -120,8 +127,9 @@ def test_load_raises_one_error_listing_every_problem_once() -> None:
 
 
 def expected_errors(path: Path) -> list[str]:
-    """``file:line: message start`` for every ``# ERROR`` comment in ``path``."""
-    return [f"{path}:{number}: {line.split('# ERROR ', 1)[1].strip()}"
+    """A pattern ``file:line[:col]: message start`` for every ``# ERROR`` comment in ``path``."""
+    return [rf"{re.escape(str(path))}:{number}(:\d+)?: "
+            + re.escape(line.split("# ERROR ", 1)[1].strip())
             for number, line in enumerate(path.read_text().splitlines(), 1)
             if "# ERROR " in line]
 
@@ -135,7 +143,7 @@ def check_config(*paths: Path, cwd: Path):
 def test_check_config_accepts_good_files(tmp_path: Path) -> None:
     proc = check_config(SITE, OVERRIDE, cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (0, "")
-    assert proc.stdout.strip() == "OK: 2 file(s), 3 entries"
+    assert proc.stdout.strip() == "OK: 2 files, 3 entries"
 
 
 @pytest.mark.parametrize("path", sorted((DATA / "invalid").glob("*.yaml")), ids=lambda p: p.stem)
@@ -145,10 +153,10 @@ def test_check_config_reports_every_problem_with_file_line_and_key(tmp_path: Pat
     assert proc.returncode == 1 and proc.stdout == ""
     *reported, summary = proc.stderr.splitlines()
     expected = expected_errors(path)
-    assert summary == f"{len(expected)} problem(s) found"
+    assert summary == f"{len(expected)} problem{'s' if len(expected) != 1 else ''} found"
     assert len(reported) == len(expected), proc.stderr
     for start in expected:
-        assert any(line.startswith(start) for line in reported), (start, proc.stderr)
+        assert any(re.match(start, line) for line in reported), (start, proc.stderr)
 
 
 @pytest.mark.parametrize("path", sorted((DATA / "syntax").glob("*.yaml")), ids=lambda p: p.stem)
@@ -160,7 +168,7 @@ def test_check_config_reports_yaml_syntax_errors_where_pyyaml_does(tmp_path: Pat
     proc = check_config(SITE, path, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].startswith(
-        f"{path}:{mark.line + 1}: YAML syntax error: {problem}")
+        f"{path}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {problem}")
 
 
 def test_check_config_reports_an_entry_defined_in_two_files(tmp_path: Path) -> None:
@@ -183,10 +191,14 @@ def test_check_config_reports_unreadable_files(tmp_path: Path, name: str, messag
     assert proc.stderr.splitlines()[0].startswith(f"{tmp_path / name}: {message}")
 
 
-def test_check_config_accepts_an_empty_file(tmp_path: Path) -> None:
+def test_check_config_refuses_an_empty_file(tmp_path: Path) -> None:
+    """An empty file is a mistake (a truncated copy, the wrong file), not "no settings"."""
     (tmp_path / "empty.yaml").write_text("# nothing configured yet\n")
     proc = check_config(tmp_path / "empty.yaml", cwd=tmp_path)
-    assert (proc.returncode, proc.stdout.strip()) == (0, "OK: 1 file(s), 0 entries")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.splitlines() == [
+        f"{tmp_path / 'empty.yaml'}: empty: no settings in it (a factory config starts with "
+        "'version: 1')", "1 problem found"]
 
 
 # -- the parsed form shipped in the tarball -------------------------------------------------------
@@ -231,14 +243,15 @@ def test_a_cache_is_used_only_for_the_exact_text_and_version(tmp_path: Path) -> 
 
 def test_values_json_cannot_carry_are_not_cached(tmp_path: Path) -> None:
     path = tmp_path / "dated.yaml"
-    path.write_text("defaults:\n  settings:\n    probe: {since: 2024-01-01, map: {1: one}}\n")
+    path.write_text("version: 1\ndefaults:\n  settings:\n    probe: {since: 2024-01-01, map: "
+                    "{1: one}}\n")
     assert factory_config.compiled(path) is None
 
 
 def test_compiling_a_wrong_file_names_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "wrong.yaml"
-    path.write_text("defaults:\n  budget_seconds: -1\n")
-    with pytest.raises(ConfigError, match=rf"{path}:2: defaults.budget_seconds"):
+    path.write_text("version: 1\ndefaults:\n  budget_seconds: -1\n")
+    with pytest.raises(ConfigError, match=rf"{path}:3:3: defaults.budget_seconds"):
         factory_config.compiled(path)
 
 
@@ -259,8 +272,8 @@ def test_a_tagged_attribute_is_refused_as_a_tagged_setting_is(tmp_path: Path, va
     proc = check_config(path, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        f"{path}:4: defaults.attributes.A: a YAML tag ({tag}) is not allowed here: the value "
-        "is glidein_config text, taken as written", "1 problem(s) found"]
+        f"{path}:4:5: defaults.attributes.A: a YAML tag ({tag}) is not allowed here: the value "
+        "is glidein_config text, taken as written", "1 problem found"]
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -286,4 +299,4 @@ def test_a_setting_its_tag_cannot_build_is_an_error_not_a_crash(tmp_path: Path, 
     proc = check_config(path, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0] == (
-        f"{path}:4: defaults.settings.images.timeout: invalid value: {message}")
+        f"{path}:4:14: defaults.settings.images.timeout: invalid value: {message}")

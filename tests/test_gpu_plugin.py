@@ -214,7 +214,7 @@ def test_bad_settings_stop_the_glidein_naming_file_and_line(tmp_path: Path, node
 def test_dry_run_on_a_node_without_gpu_says_so_and_why(tmp_path: Path, node: FakeNode) -> None:
     config = factory_config(tmp_path, node)
     (tmp_path / "cwd").mkdir()
-    proc = cli(node, ["run", "--config", str(config)], tmp_path / "cwd")
+    proc = cli(node, ["run", "-v", "--config", str(config)], tmp_path / "cwd")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any(line.split()[:2] == ["HAS_GPU", "C"] and line.endswith("False") for line in lines)

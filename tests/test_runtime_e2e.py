@@ -247,7 +247,7 @@ def test_run_shows_every_decision_on_the_runtime_images_and_binds(
         GLIDEIN_SINGULARITY_BINDPATH=f"{data}:/data:ro,{absent}:/absent,{other}:/proc",
         GLIDEIN_SINGULARITY_BINDPATH_DEFAULT=f"{other}:/data",  # the Frontend's /data wins
         TMPDIR=str(tmp_path))
-    text = run_cli(["run"], tmp_path, env)
+    text = run_cli(["run", "-v"], tmp_path, env)  # -v: every decision, info ones too
     assert (text.returncode, text.stderr) == (0, ""), text.stdout
     out = text.stdout
     assert "Result:  OK (exit 0)" in out

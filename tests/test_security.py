@@ -109,8 +109,8 @@ def test_python_tags_in_a_factory_config_are_refused_never_constructed(tmp_path:
     assert proc.stderr.splitlines()[:2] == [
         f"{config}:{line}: defaults.settings.{key}: invalid value: could not determine a "
         f"constructor for the tag 'tag:yaml.org,2002:python/object/{tag}'"
-        for line, key, tag in ((4, "probe.test_image", "apply:os.system"),
-                               (5, "osg.x", "new:subprocess.Popen"))]
+        for line, key, tag in (("4:13", "probe.test_image", "apply:os.system"),
+                               ("5:11", "osg.x", "new:subprocess.Popen"))]
     assert not marker.exists()
 
 

@@ -29,10 +29,13 @@ from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
 from glidein_plugins.images import is_remote, rebase_cvmfs
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Bind, BindVerdict, Facts
 
 PLUGIN = "binds"
 TIMEOUT = 20.0
+SETTINGS = Options(Option("timeout", TIMEOUT, checks.seconds,
+                          "seconds for the check of the bind sources and destinations"))
 SOURCES = (  # variable, who sets it, failure type of a malformed value
     ("GLIDEIN_SINGULARITY_BINDPATH", "Frontend", FailureType.VO_CONFIG),
     ("GLIDEIN_SINGULARITY_BINDPATH_DEFAULT", "Factory", FailureType.CONFIG),
@@ -67,8 +70,7 @@ def glidein_binds_contribute(context: Context, facts: Facts) -> list[Bind]:
 
 def timeout_setting(context: Context) -> float:
     """The ``timeout`` setting, checked: a wrong one is a Config failure naming where."""
-    chosen = checks.plugin_settings(context, PLUGIN, {"timeout": TIMEOUT},
-                                    {"timeout": checks.seconds})
+    chosen = checks.plugin_settings(context, PLUGIN, SETTINGS)
     return float(chosen["timeout"])
 
 

@@ -36,13 +36,18 @@ from glidein_plugins import checks, commands, hookimpl, paths
 from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Attribute, flag
 
 PLUGIN = "cvmfs"
 REPOS_KEY = "GLIDEIN_CVMFS_REPOS"
-SETTINGS: dict[str, Any] = {"repositories": [], "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {"repositories": checks.strings,
-                                    "timeout": checks.seconds}
+SETTINGS = Options(
+    Option("repositories", [], checks.strings, "CVMFS repositories to check and advertise, "
+           "besides those of GLIDEIN_CVMFS_REPOS",
+           validate=lambda names: next(filter(None, map(name_problem, names)), "")),
+    Option("timeout", 20.0, checks.seconds,
+           "seconds for the stat of the repositories, and for reading their revisions"),
+)
 # a fully qualified repository name: DNS labels (letters, digits, inner '-') joined by dots
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+\Z")
@@ -93,7 +98,7 @@ def name_problem(name: str) -> str:
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def configured(context: Context, names: list[str]) -> list[Repository]:

@@ -33,14 +33,19 @@ from dataclasses import dataclass
 from glidein_plugins import checks, hookimpl, paths
 from glidein_plugins.context import Context
 from glidein_plugins.images import rebase_cvmfs
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import RuntimeCandidate
 
 NAMES = ("apptainer", "singularity")
 OSG_BINARY = "/cvmfs/oasis.opensciencegrid.org/mis/singularity/bin/singularity"
 CONDOR_APPTAINER = "usr/libexec/apptainer"
 MODULES = ("singularitypro", "singularity")
-SETTINGS = {"timeout": 10.0, "modules": True}
-CHECKS: dict[str, checks.Check] = {"timeout": checks.seconds, "modules": checks.boolean}
+SETTINGS = Options(
+    Option("timeout", 10.0, checks.seconds,
+           "seconds for each look at the candidate paths, and for each module load"),
+    Option("modules", True, checks.boolean,
+           "try module load singularitypro/singularity where modules exist"),
+)
 OVERRIDE_KEY = "GLIDEIN_SINGULARITY_BINARY_OVERRIDE"
 BIN_KEY = "SINGULARITY_BIN"
 # a constant script (no value is ever interpolated): make `module` available, load module $1,
@@ -198,7 +203,7 @@ def _from_modules(context: Context, timeout: float) -> list[RuntimeCandidate]:
 
 @hookimpl(trylast=True)
 def glidein_runtime_discover(context: Context) -> list[RuntimeCandidate]:
-    settings = checks.plugin_settings(context, "discovery", SETTINGS, CHECKS)
+    settings = checks.plugin_settings(context, "discovery", SETTINGS)
     timeout = float(settings["timeout"])
     planned = plan(context)
     wanted = [item.path for item in planned]

@@ -30,23 +30,24 @@ from glidein_plugins.gpu import libraries as libs
 from glidein_plugins.gpu import nvidia as gpu_nvidia
 from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.common import Host
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Attribute, Facts, GpuDevice, Library, flag, one_line
 
 __all__ = ["glidein_attributes_contribute", "glidein_gpu_detect", "glidein_libraries_detect"]
 
 PLUGIN = "gpus"
-SETTINGS: dict[str, Any] = {
-    "timeout": 20.0, "root": "/", "nvidia_smi": None, "condor_gpu_discovery": None,
-    "rocm_smi": None, "ldconfig": None, "nvliblist": None, "cuda_probe": True,
-}
-_PATHS = ("nvidia_smi", "condor_gpu_discovery", "rocm_smi", "ldconfig", "nvliblist")
-CHECKS: dict[str, checks.Check] = {
-    "timeout": checks.seconds, "cuda_probe": checks.boolean,
-    "root": lambda value: "" if isinstance(value, str) and value.startswith("/") else
-    "an absolute path",
-    **dict.fromkeys(_PATHS, lambda value: "" if value is None or isinstance(value, str) else
-                    "a path (or '' to skip it)"),
-}
+_TOOL = "the tool's path instead of searching for it ('': do not use it)"
+SETTINGS = Options(
+    Option("timeout", 20.0, checks.seconds,
+           "seconds each external command may take (capped by the setup's budget)"),
+    Option("root", "/", checks.absolute_path, "where the node's /proc, /sys, /dev, /etc and "
+           "/opt are (tests use a fake tree)"),
+    *(Option(name, None, checks.optional_path, _TOOL)
+      for name in ("nvidia_smi", "condor_gpu_discovery", "rocm_smi", "ldconfig")),
+    Option("nvliblist", None, checks.optional_path,
+           "the runtime's nvliblist.conf (default: next to the runtime)"),
+    Option("cuda_probe", True, checks.boolean, "ask libcuda for the CUDA driver API version"),
+)
 _CAPABILITY = re.compile(r"^(\d+)\.(\d+)$")
 NOT_DETECTED = "GPU detection did not complete (see the gpu phase in the trace)"
 
@@ -65,7 +66,7 @@ def _recall(context: Context) -> gpu_detect.Detection | None:
 def settings(context: Context) -> dict[str, Any]:
     """The entry's ``gpus`` settings over the defaults; a wrong one is a Config failure naming
     the file, line and key."""
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def _host(context: Context, options: dict[str, Any]) -> Host:

@@ -50,13 +50,20 @@ from glidein_plugins.images import (
     rebase_cvmfs,
     under,
 )
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Facts, Image
 
 PLUGIN = "images"
-SETTINGS: dict[str, Any] = {"osg_defaults": True, "timeout": 20.0,
-                            "require_platform_image": False}
-CHECKS: dict[str, checks.Check] = {"osg_defaults": checks.boolean, "timeout": checks.seconds,
-                                   "require_platform_image": checks.boolean}
+SETTINGS = Options(
+    Option("osg_defaults", True, checks.boolean,
+           "offer OSG's rhel9/8/7 images when no image is configured"),
+    Option("timeout", 20.0, checks.seconds,
+           "seconds for each check of the images (existence, real path)"),
+    Option("require_platform_image", False, checks.boolean,
+           "no usable image for the node's platforms (or an empty GLIDEIN_REQUIRED_OS and "
+           "REQUIRED_OS intersection) is fatal, instead of a warning with the runtime proven "
+           "by a test image"),
+)
 DICT_KEY = "SINGULARITY_IMAGES_DICT"
 RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
 RESTRICTIONS = ("cvmfs", "remote", "test", "any")
@@ -107,7 +114,7 @@ def restrictions(context: Context) -> frozenset[str]:
 
 def settings(context: Context) -> dict[str, Any]:
     """The plugin's settings, checked: a wrong one is a Config failure naming where."""
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def refusal(uri: str, allowed: frozenset[str], root: str) -> str:

@@ -26,49 +26,31 @@ naming ``file:line`` and the key), kept in the setup state for job start:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from glidein_plugins import hookimpl, launch, setup_state
+from glidein_plugins import checks, hookimpl, launch, setup_state
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.factory_config import EntryConfig
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import ContainerInvocation, JobRequest
 
 PLUGIN = "launch"
-SETTINGS: dict[str, Any] = {
-    "pid_namespaces": True,
-    "extra_options": [],
-    "check_timeout": 20.0,
-    "failure_delay": 600.0,
-    "plugin_budget": 60.0,
-    "native": False,
-}
+SETTINGS = Options(
+    Option("pid_namespaces", True, checks.boolean,
+           "use --pid where the probe found PID namespaces work"),
+    Option("extra_options", [], checks.runtime_options,
+           "more runtime options (strings starting with '-'), before --bind"),
+    Option("check_timeout", 20.0, checks.seconds,
+           "seconds for each check at job start (the job's own image, CVMFS)"),
+    Option("failure_delay", 600.0, checks.seconds_or_zero,
+           "seconds the wrapper waits before failing a job (no black hole)"),
+    Option("plugin_budget", 60.0, checks.seconds,
+           "seconds the job plugins may take, when the state lists some"),
+    Option("native", False, checks.boolean, "HTCondor starts the container (no wrapper)"),
+)
 STATE_KEY = "setup_state"  # context.state("launch")[STATE_KEY]: a loaded SetupState
-
-
-def _positive(value: object) -> bool:
-    """A finite positive number (not a bool, not an integer beyond any float)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value) and value > 0
-    except OverflowError:
-        return False
-
-
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "pid_namespaces": (lambda value: isinstance(value, bool), "true or false"),
-    "native": (lambda value: isinstance(value, bool), "true or false"),
-    "extra_options": (lambda value: isinstance(value, list) and all(
-        isinstance(item, str) and item.startswith("-") for item in value),
-        "a list of runtime options (strings starting with '-')"),
-    "check_timeout": (_positive, "a positive number of seconds"),
-    "plugin_budget": (_positive, "a positive number of seconds"),
-    "failure_delay": (lambda value: value == 0 or _positive(value),
-                      "a number of seconds (0 or more)"),
-}
 
 
 def settings(entry: EntryConfig) -> dict[str, Any]:
@@ -76,19 +58,11 @@ def settings(entry: EntryConfig) -> dict[str, Any]:
 
     Raises GlideinFailure (``Config``) naming the file, line and key of a wrong one.
     """
-    values = {key: (list(value) if isinstance(value, list) else value)
-              for key, value in SETTINGS.items()}
-    for key, setting in entry.settings.get(PLUGIN, {}).items():
-        where = f"{setting.where}: settings.{PLUGIN}.{key}"
-        if key not in SETTINGS:
-            raise GlideinFailure(FailureType.CONFIG, f"{where}: unknown setting (expected one "
-                                                     f"of: {', '.join(SETTINGS)})")
-        check, expected = _CHECKS[key]
-        if not check(setting.value):
-            raise GlideinFailure(FailureType.CONFIG,
-                                 f"{where}: expected {expected}, got {setting.value!r}")
-        values[key] = setting.value
-    return values
+    values = entry.settings.get(PLUGIN, {})
+    problems = SETTINGS.problems(PLUGIN, values)
+    if problems:
+        raise GlideinFailure(FailureType.CONFIG, str(problems[0]))
+    return SETTINGS.resolve(values)
 
 
 def state_for(context: Context, machine_ad: Mapping[str, str]) -> setup_state.SetupState:

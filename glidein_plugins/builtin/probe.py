@@ -55,17 +55,24 @@ from glidein_plugins import atomic, checks, commands, hookimpl, paths
 from glidein_plugins.background import Pending
 from glidein_plugins.builtin import test_image as test_images
 from glidein_plugins.context import Context
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
 
-SETTINGS: dict[str, Any] = {
-    "timeout": 60.0, "version_timeout": 10.0, "test_image": "", "remote_test_image": True,
-    "sif_image": "", "cache_ttl": 3600.0,
-}
-CHECKS: dict[str, checks.Check] = {
-    "timeout": checks.seconds, "version_timeout": checks.seconds, "test_image": checks.text,
-    "remote_test_image": checks.boolean, "sif_image": checks.text,
-    "cache_ttl": checks.seconds_or_zero,
-}
+SETTINGS = Options(
+    Option("timeout", 60.0, checks.seconds, "seconds for each container test"),
+    Option("version_timeout", 10.0, checks.seconds, "seconds for the executable check, the "
+           "version commands and the user-namespace check"),
+    Option("test_image", "", checks.text,
+           "image to test with instead of the node's default image ('': none)"),
+    Option("remote_test_image", True, checks.boolean,
+           "a remote test image (the built-in one included) may prove the runtime whatever "
+           "SINGULARITY_IMAGE_RESTRICTIONS says, as the reference does; false: only when the "
+           "restrictions include remote"),
+    Option("sif_image", "", checks.text,
+           "a SIF image: when set, SIF support is tested and published ('': none)"),
+    Option("cache_ttl", 3600.0, checks.seconds_or_zero,
+           "seconds a successful probe is reused; 0 disables the cache"),
+)
 MISSING_TARGET = "/glidein_plugins_missing_target"
 CACHE = Path(".glidein_plugins") / "probe_cache.json"
 CACHE_VERSION = 3
@@ -381,7 +388,7 @@ def _store(context: Context, key: str, probe: RuntimeProbe) -> None:
 @hookimpl(trylast=True)
 def glidein_runtime_probe(context: Context, facts: Facts,
                           candidate: RuntimeCandidate) -> RuntimeProbe:
-    settings = checks.plugin_settings(context, "probe", SETTINGS, CHECKS)
+    settings = checks.plugin_settings(context, "probe", SETTINGS)
     test = test_images.choose(context, facts, settings)
     key = cache_key(candidate, test.uri, settings, context.environ)
     ttl = float(settings["cache_ttl"])

@@ -30,17 +30,34 @@ from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
 from glidein_plugins.images import is_remote
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Attribute, Bind, BindVerdict, Facts, flag
 
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"
 FLAG = "ATLAS_CONTAINER_OK"
-SETTINGS: dict[str, Any] = {"cache_binds": [], "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {"cache_binds": checks.strings, "timeout": checks.seconds}
+def _one_bind_each(items: list[str]) -> str:
+    """Why an item of ``cache_binds`` is not one bind ``src[:dst[:opts]]`` ('' if none)."""
+    for index, item in enumerate(items):
+        try:
+            if len(bind_lists.parse(item)) != 1:
+                return f"[{index}]: expected one bind (src[:dst[:opts]]), got {item!r}"
+        except InputError as exc:
+            return f"[{index}]: {exc.message}"
+    return ""
+
+
+SETTINGS = Options(
+    Option("cache_binds", [], checks.strings,
+           "bind items src:dst[:ro|rw], e.g. [\"/scratch/atlas:/atlas-cache\"]",
+           validate=_one_bind_each),
+    Option("timeout", 20.0, checks.seconds,
+           "seconds for the checks of the cache sources and the image"),
+)
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def cache_binds(context: Context) -> list[Bind]:

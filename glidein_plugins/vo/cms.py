@@ -35,6 +35,7 @@ from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.context import Context
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.images import rebase_cvmfs
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Bind, Image
 from glidein_plugins.vo import _common
 
@@ -44,17 +45,18 @@ IMAGES = tuple((f"rhel{n}", f"/cvmfs/singularity.opensciencegrid.org/cmssw/cms:r
 SITECONF = "/cvmfs/cms.cern.ch/SITECONF"
 SITE_KEY = "CMS_LOCAL_SITE"
 SITE_NAME = re.compile(r"^T[0-3]_[A-Za-z0-9]+_[A-Za-z0-9_-]+$")
-SETTINGS: dict[str, Any] = {"images": True, "siteconf": "",
-                            "siteconf_target": f"{SITECONF}/local", "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {
-    "images": checks.boolean, "siteconf": checks.path_or_empty,
-    "siteconf_target": lambda v: "" if isinstance(v, str) and v.startswith("/") else
-    "an absolute path", "timeout": checks.seconds,
-}
+SETTINGS = Options(
+    Option("images", True, checks.boolean, "offer CMS's images"),
+    Option("siteconf", "", checks.path_or_empty, "the host directory holding the site's "
+           "SITECONF ('': from CMS_LOCAL_SITE)"),
+    Option("siteconf_target", f"{SITECONF}/local", checks.absolute_path,
+           "where jobs find it"),
+    Option("timeout", 20.0, checks.seconds, "seconds for each check of the images"),
+)
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 @hookimpl

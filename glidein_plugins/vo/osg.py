@@ -34,21 +34,25 @@ from glidein_plugins.builtin import images as builtin_images
 from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.context import Context
 from glidein_plugins.images import OSG_DEFAULTS, rebase_cvmfs
+from glidein_plugins.options import Option, Options
 from glidein_plugins.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
 from glidein_plugins.vo import _common
 
 PLUGIN = "osg"
 APPTAINER = "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/bin/apptainer"
 SOURCE = "OSG Apptainer in CVMFS"
-SETTINGS: dict[str, Any] = {"apptainer": None, "priority": 250, "images": True, "timeout": 20.0}
-CHECKS: dict[str, checks.Check] = {
-    "apptainer": checks.path_or_empty, "priority": checks.integer,
-    "images": checks.boolean, "timeout": checks.seconds,
-}
+SETTINGS = Options(
+    Option("apptainer", None, checks.path_or_empty,
+           f"the runtime to propose (default: {APPTAINER}); '' proposes none"),
+    Option("priority", 250, checks.integer, "its discovery priority (override 100+, "
+           "SINGULARITY_BIN 200+, PATH 300+)"),
+    Option("images", True, checks.boolean, "offer OSG's images"),
+    Option("timeout", 20.0, checks.seconds, "seconds for each check of the images"),
+)
 
 
 def settings(context: Context) -> dict[str, Any]:
-    return checks.plugin_settings(context, PLUGIN, SETTINGS, CHECKS)
+    return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
 
 def apptainer(context: Context, options: dict[str, Any]) -> str:
