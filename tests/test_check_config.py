@@ -51,7 +51,8 @@ def problems(proc: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize(("text", "expected"), [
     ("    probe: {timout: 5}\n",
      ":4:13: defaults.settings.probe.timout: unknown setting (expected one of: timeout, "
-     "version_timeout, test_image, sif_image, cache_ttl) (did you mean 'timeout'?)"),
+     "version_timeout, test_image, remote_test_image, sif_image, cache_ttl) (did you mean "
+     "'timeout'?)"),
     ("    probe:\n      cache_ttl: forever\n",
      ":5:7: defaults.settings.probe.cache_ttl: expected a number of seconds (0: none), got "
      "'forever'"),
