@@ -270,7 +270,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     """Build the glidein tarball (reproducible) and report its size."""
     from glidein_plugins import pack  # noqa: PLC0415 - only this command needs it
 
-    errors = shipped_config_problems(Path(pack.__file__).resolve().parent.parent)
+    configs = Path(args.factory_configs) if args.factory_configs else \
+        pack.source_dir("factory_configs")
+    errors = config_problems(configs)
     if errors:
         for error in errors:
             print(error, file=sys.stderr)
@@ -294,10 +296,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def shipped_config_problems(root: Path) -> list[InputError]:
-    """Every problem ``check-config`` finds in ``root``'s factory_configs/*.yaml, loaded as
-    the setup hook loads them."""
-    config, errors = factory_config.load_checked(sorted((root / "factory_configs").glob("*.yaml")))
+def config_problems(directory: Path) -> list[InputError]:
+    """Every problem ``check-config`` finds in ``directory/*.yaml``, loaded as the setup hook
+    loads a tarball's factory_configs/."""
+    config, errors = factory_config.load_checked(sorted(directory.glob("*.yaml")))
     return [*errors, *config_check.check(config)[0]]
 
 

@@ -173,15 +173,16 @@ def test_a_misspelt_entry_name_is_a_usage_error_with_a_suggestion(tmp_path: Path
     assert "no section for entry 'UNRELATED' in the config: its defaults apply" in proc.stderr
 
 
-def test_the_shipped_configs_pass_and_a_wrong_one_stops_pack(tmp_path: Path,
-                                                             monkeypatch, capsys) -> None:
-    assert cli.shipped_config_problems(ROOT) == []
-    (tmp_path / "glidein_plugins").mkdir()
-    (tmp_path / "factory_configs").mkdir()
-    (tmp_path / "factory_configs" / "site.yaml").write_text(
+def test_the_shipped_configs_pass_and_a_wrong_one_stops_pack(tmp_path: Path) -> None:
+    assert cli.config_problems(ROOT / "factory_configs") == []
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "site.yaml").write_text(
         "version: 1\ndefaults:\n  settings:\n    probe: {timout: 5}\n")
-    [error] = cli.shipped_config_problems(tmp_path)
-    assert "site.yaml:4:13: defaults.settings.probe.timout: unknown setting" in str(error)
+    proc = run_cli(["pack", "--factory-configs", str(tmp_path / "configs"), "--output",
+                    str(tmp_path / "out")], tmp_path)
+    assert proc.returncode == 1
+    assert "site.yaml:4:13: defaults.settings.probe.timout: unknown setting" in proc.stderr
+    assert "nothing written" in proc.stderr and not (tmp_path / "out").exists()
 
 
 # -- the same checks at setup on the node ----------------------------------------------------
