@@ -251,9 +251,11 @@ def test_bad_yaml_value_is_named_with_its_file_and_line(tmp_path: Path) -> None:
     config.write_text(MODE_YAML)
     run = setup_run(tmp_path / "work", {FRONTEND_KEY: "PREFERRED",
                                         "GLIDEIN_Entry_Name": "OTHER_ENTRY"}, (str(config),))
-    assert (run.result.exit_code, run.result.failure) == (1, "VO_Config")
-    assert f"{FACTORY_KEY}='sometimes' ({config}:{line_of_yaml(config, 'sometimes')})" \
-        in run.result.detail
+    # the factory's own config is wrong: checked before any phase, a Config failure naming the
+    # file, line, key and value (a wrong value from glidein_config is the mode's VO_Config)
+    assert (run.result.exit_code, run.result.failure) == (1, "Config")
+    assert run.result.detail.startswith(f"{config}:{line_of_yaml(config, 'sometimes')}:")
+    assert f"{FACTORY_KEY}: 'sometimes': not one of NEVER, OPTIONAL" in run.result.detail
 
 
 def line_of_yaml(path: Path, text: str) -> int:
