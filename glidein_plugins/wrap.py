@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from glidein_plugins.setup_state import SetupState
 
 LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers
+STATE_ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine ad's path of the setup state
 DELAY_VAR = "GLIDEIN_PLUGINS_FAILURE_DELAY"  # the delay when there is no state to say it
 JOB_PATH_VAR = "GLIDEIN_PLUGINS_JOB_PATH"  # from the shell: '=' and the job's PATH, '' unset
 SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
@@ -79,13 +80,14 @@ SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
 ERROR_FILE_VAR = "_CONDOR_WRAPPER_ERROR_FILE"
 TRACE_VAR = "GLIDEIN_PLUGINS_TRACE"  # print the decisions too, not only the warnings
 COPY_DIR = ".glidein_plugins"  # in the job sandbox: the wrapper's copy for the second pass
+REEXEC_MARK = "reexec"  # in COPY_DIR: the container was started once for this job
+ENV_BINARY = "/usr/bin/env"  # by its path: never a function of the job's
 REPORTED = 86  # exit code: the failure was reported (error file, chirp, delay)
 DEFAULT_DELAY = 600.0
 DEFAULT_CHECK_TIMEOUT = 20.0
 DEFAULT_PLUGIN_BUDGET = 60.0
 CHIRP_TIMEOUT = 30.0
 MESSAGE_LIMIT = 1000
-RUNTIME_NAMES = ("apptainer", "singularity")
 # the second pass when no wrapper script is given (``glidein-plugins wrap`` used directly)
 INNER_SCRIPT = 'HOME=/srv; export HOME; unset TMP TMPDIR TEMP; exec "$@"'
 
@@ -129,16 +131,24 @@ class Plan:
 
     def shell(self, environ: Mapping[str, str]) -> bytes:
         """The plan as POSIX shell commands, for ``eval`` by a shell whose environment is
-        ``environ``: every value and argument one single-quoted word. A variable whose name
-        the shell cannot take (``A.B``) is passed on unchanged."""
+        ``environ``: every value and argument one single-quoted word, every command a special
+        built-in (``unset``, ``export``, ``exec``, ``set``: no function of the job's can stand
+        in for them). A variable whose name the shell cannot take (``A.B``, an exported
+        function's ``BASH_FUNC_name%%``) is removed by ``/usr/bin/env -u`` when the plan's
+        environment leaves it out, else passed on unchanged."""
         lines = []
+        argv = list(self.argv)
         if self.env is not None:
             lines += [b"unset " + name.encode() for name in environ
                       if name not in self.env and _is_name(name)]
             lines += [b"export " + name.encode() + b"=" + _quote(value)
                       for name, value in self.env.items()
                       if environ.get(name) != value and _is_name(name)]
-        words = b" ".join(_quote(arg) for arg in self.argv)
+            # what the shell cannot unset (BASH_FUNC_name%%: an exported function)
+            odd = [name for name in environ if name not in self.env and not _is_name(name)]
+            if odd:
+                argv = [ENV_BINARY, *(word for name in odd for word in ("-u", name)), *argv]
+        words = b" ".join(_quote(arg) for arg in argv)
         lines.append((b"exec " if self.container else b"set -- ") + words)
         return b"\n".join(lines) + b"\n"
 
@@ -176,15 +186,22 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
     """
     machine_ad = _ad(environ, "_CONDOR_MACHINE_AD")
     state_path = state_path or _located(machine_ad)
-    if not state_path:
-        return Plan(job_argv)  # setup asked for no container (NEVER, DISABLE, ...)
+    if not state_path:  # fail closed: never a job on the host for want of a decision
+        raise WrapFailure(f"no setup decision: no setup state beside the wrapper and the "
+                          f"machine ad names none ({STATE_ATTRIBUTE}); did setup run and "
+                          "succeed on this glidein?")
     state = _load(state_path)
-    exec_at = _runtime_exec(job_argv, state)
-    if exec_at:
-        return _correct_native(job_argv, exec_at, state)
-    if _launch_mode(machine_ad) == "native":
-        return Plan(job_argv, notes=["HTCondor starts the containers on this glidein (native "
-                                     "mode) and started none for this job: it runs as it is"])
+    if state.decision == "bare":
+        return Plan(job_argv)  # setup decided on no container (NEVER, DISABLE)
+    if state.decision == "native" and _launch_mode(machine_ad) == "native":
+        exec_at = _htcondor_line(job_argv, state)
+        if exec_at:
+            return _correct_native(job_argv, exec_at, state, environ)
+        if state.mode.outcome != "REQUIRED":
+            return Plan(job_argv, notes=["HTCondor starts the containers on this glidein "
+                                         "(native mode) and started none for this job: it "
+                                         "runs as it is"])
+        # REQUIRED: HTCondor starts every job's container; none here: the wrapper does
     if not state.wants_container:
         return Plan(job_argv)
     job_ad = _ad(environ, "_CONDOR_JOB_AD")
@@ -208,6 +225,8 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
         fallback = state.mode.outcome == "PREFERRED" and "SingularityImage" not in job_ad
         return _without_container("cannot start the container: " + "; ".join(problems),
                                   fallback, job_argv, built)
+    if wrapper:
+        mark_reexec(os.path.join(COPY_DIR, REEXEC_MARK))
     return Plan(built.argv, True, built.env, built.warnings, built.notes)
 
 
@@ -337,7 +356,7 @@ def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str
         env = dict(invocation.env)
     else:  # a VO plugin's: extra variables over the job's environment, as launch.build does
         env = {name: value for name, value in environ.items()
-               if not launch.runtime_variable(name)}
+               if not launch.runtime_variable(name) and not launch.is_function(name)}
         env["PATH"] = launch.CLEAN_PATH
         env.update(invocation.env)
     return launch.Invocation(invocation.argv, env, invocation.image, warnings, notes)
@@ -351,17 +370,13 @@ def _package_dir() -> str:
 # --- HTCondor starting the container ------------------------------------------------------------
 
 
-def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
-    """The index of ``exec`` when ``argv`` is ``RUNTIME [global options] exec ...``, else 0.
-
-    ``RUNTIME`` must be the runtime setup proved (native mode makes it HTCondor's
-    ``SINGULARITY``), or an ``apptainer``/``singularity`` that no job can have put there: a
-    job's own executable named ``apptainer`` is a job like any other, run in the container."""
-    if not argv:
-        return 0
+def _htcondor_line(argv: Sequence[str], state: SetupState) -> int:
+    """The index of ``exec`` when ``argv`` is HTCondor's ``RUNTIME [global options] exec ...``
+    line, else 0. Asked only in native mode (``plan``: the setup decided it and the machine ad
+    says it): ``RUNTIME`` is then HTCondor's ``SINGULARITY``, the runtime setup proved. In
+    wrapper mode the job's argv is always the payload, whatever it looks like."""
     runtime = state.runtime.path if state.runtime is not None else ""
-    if argv[0] != runtime and not (os.path.basename(argv[0]) in RUNTIME_NAMES
-                                   and _installed_by_root(argv[0])):
+    if not argv or not runtime or argv[0] != runtime:
         return 0
     index = 1
     while index < len(argv) and argv[index].startswith("-"):
@@ -369,22 +384,12 @@ def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
     return index if index < len(argv) and argv[index] == "exec" else 0
 
 
-def _installed_by_root(path: str) -> bool:
-    """Whether ``path`` (absolute) and its directory are root's and writable by root alone,
-    root not being who runs this (the pilot, and so the job)."""
-    if not os.path.isabs(path) or os.getuid() == 0:
-        return False
-    try:
-        return all(status.st_uid == 0 and not status.st_mode & 0o022
-                   for status in (os.stat(path), os.stat(os.path.dirname(path))))
-    except OSError:
-        return False
-
-
-def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState) -> Plan:
+def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
+                    environ: Mapping[str, str]) -> Plan:
     """HTCondor's ``apptainer exec`` line without the options this node cannot use: only the
     options before the image are looked at, the job's arguments never. Nested is what setup
-    found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``)."""
+    found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``). The job's exported
+    shell functions are kept from the runtime, which runs on the host (``env -u``)."""
     from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
 
     runtime = state.runtime
@@ -417,6 +422,11 @@ def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState) -> Pla
                           else "pid_namespaces", "") or ("nested" if nested else "")
         warnings.append(f"HTCondor's container command corrected: {' '.join(dropped)} "
                         f"dropped" + (f" ({why})" if why else ""))
+    from glidein_plugins.launch import exported_functions  # noqa: PLC0415
+
+    functions = exported_functions(environ)
+    if functions:
+        kept = [ENV_BINARY, *(word for name in functions for word in ("-u", name)), *kept]
     return Plan(kept, warnings=warnings)
 
 
@@ -570,6 +580,24 @@ def copy_wrapper(source: str, target: str) -> None:
     except OSError as exc:
         raise WrapFailure(f"cannot copy the wrapper {source} into the job sandbox "
                           f"({target}): {exc.strerror or exc}") from None
+
+
+def mark_reexec(mark: str) -> None:
+    """Record in the sandbox that the container is started for this job (the wrapper's copy
+    removes the mark inside): a first pass that finds it is the copy run again as a first pass
+    (a runtime, or a site's wrapper around it, that changed its command line), and fails the
+    job rather than start the runtime a second time: the wrapper never re-executes itself more
+    than once. A mark the job left in its own sandbox fails only that job."""
+    try:
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    except FileExistsError:
+        raise WrapFailure(f"the wrapper already started the container for this job ({mark} "
+                          "is in the sandbox): its copy ran again as a first pass (does the "
+                          "runtime, or a wrapper around it, change the command it runs?); "
+                          "not starting the container a second time") from None
+    except OSError as exc:
+        raise WrapFailure(f"cannot write {mark} in the job sandbox: "
+                          f"{exc.strerror or exc}") from None
 
 
 # --- failure ---------------------------------------------------------------------------------
