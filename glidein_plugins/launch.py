@@ -86,7 +86,6 @@ RUNTIMES = ("APPTAINER", "SINGULARITY")
 RUNTIME_PREFIXES = (*(f"{runtime}_" for runtime in RUNTIMES), *ENV_PREFIXES)
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"  # PATH once cleared
 FUNCTION_PREFIX = "BASH_FUNC_"  # an exported bash function: BASH_FUNC_name%%=() { ...; }
-FUNCTIONS_BINARY = "/usr/bin/env"  # in the image: sets the job's functions for the job
 PATH_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "LD_PRELOAD")
 RUNTIME_DIRS = (("CACHEDIR", "cache"), ("TMPDIR", "tmp"))  # under TMP_DIR/apptainer
 DISABLE_PID = "SINGULARITY_DISABLE_PID_NAMESPACES"
@@ -222,22 +221,9 @@ class _Builder:
             raise _Refused(f"the job's sandbox {self.sandbox} holds ':', which --home cannot "
                            "take")
         image = self.image()
-        options = self.options()
-        argv = [runtime.path, "exec", *options, image, *self.functions_inside(),
+        argv = [runtime.path, "exec", *self.options(), image,
                 *(to_inside(arg, self.sandbox) for arg in self.job.argv)]
         return Invocation(argv, self.environment(), image, self.warnings, self.notes)
-
-    def functions_inside(self) -> list[str]:
-        """The job's exported shell functions (``BASH_FUNC_name%%``: Lmod's ``module``...)
-        for the job inside, set by ``/usr/bin/env`` there: never in the runtime's own
-        environment, for the runtime runs on the host, and may be a shell script that would
-        run them. None with a clean environment (``--cleanenv``)."""
-        if self.cleanenv:
-            return []
-        functions = exported_functions(self.environ)
-        if not functions:
-            return []
-        return [FUNCTIONS_BINARY, *(f"{name}={self.environ[name]}" for name in functions)]
 
     # -- the image ------------------------------------------------------------------------------
 

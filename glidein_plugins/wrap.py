@@ -103,6 +103,7 @@ _VALUE_OPTIONS = frozenset((
 ))
 _GLOBAL_VALUE_OPTIONS = frozenset(("-c", "--config"))  # before the subcommand
 _CONTAIN_ALL = ("-C", "--containall")  # --contain --cleanenv --ipc --pid
+_CLEAN_OPTIONS = frozenset(("-e", "--cleanenv", *_CONTAIN_ALL))
 
 
 class WrapFailure(Exception):
@@ -227,7 +228,27 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
                                   fallback, job_argv, built)
     if wrapper:
         mark_reexec(os.path.join(COPY_DIR, REEXEC_MARK))
-    return Plan(built.argv, True, built.env, built.warnings, built.notes)
+    argv = with_functions(built.argv, len(inside), len(job_argv), environ)
+    return Plan(argv, True, built.env, built.warnings, built.notes)
+
+
+def with_functions(argv: Sequence[str], inside: int, job: int,
+                   environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``argv`` (the runtime's, ending with the ``inside`` words of the second pass and the
+    ``job`` words of the job) with the job's exported shell functions (``BASH_FUNC_name%%``:
+    Lmod's ``module``...) handed to the job inside by ``/usr/bin/env`` in front of it: never
+    through the runtime's environment (``launch`` leaves them out: the runtime runs on the
+    host, and may be a shell script that would run them), nor through the second pass's shell
+    (dash drops what is not a shell name). Not with a clean environment (``--cleanenv``)."""
+    from glidein_plugins.launch import exported_functions  # noqa: PLC0415
+
+    functions = exported_functions(environ)
+    at = len(argv) - job
+    if not functions or at - inside < 0 or any(
+            option in _CLEAN_OPTIONS for option in argv[:at - inside]):
+        return tuple(argv)
+    assigned = [f"{name}={environ[name]}" for name in functions]
+    return (*argv[:at], ENV_BINARY, *assigned, *argv[at:])
 
 
 def _located(machine_ad: Ad) -> str:
