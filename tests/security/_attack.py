@@ -130,6 +130,7 @@ class Glidein:
             "_CONDOR_WRAPPER_ERROR_FILE": str(sandbox / ".job_wrapper_failure"),
             "_CONDOR_SCRATCH_DIR": str(sandbox),
             "RUNTIME_ARGV_LOG": str(self.runtime_log),
+            "GLIDEIN_PLUGINS_FAILURE_DELAY": "0",  # when the entry's setting cannot be read
             **values,
         }
 
@@ -204,19 +205,18 @@ def seen(proc: subprocess.CompletedProcess) -> dict[str, object]:
 def write_runtime(path: Path, body: str) -> Path:
     """Replace the runtime at ``path`` by a Python script (``body`` after the common head:
     ``args``, the call logged in ``$RUNTIME_ARGV_LOG``, ``command``: what it would run; at most
-    5 calls per log, then exit 99: a runaway re-entry cannot become a fork storm here)."""
+    5 calls per job (sandbox), then exit 99: a runaway re-entry cannot become a fork storm here)."""
     head = f'''#!{sys.executable} -S
 import json, os, sys
 args = sys.argv[1:]
 log = os.environ.get("RUNTIME_ARGV_LOG") or {str(path.parent / "calls.log")!r}
-calls = 0
-if os.path.exists(log):
-    with open(log) as handle:
-        calls = sum(1 for line in handle if '"exec"' in line)
 with open(log, "a") as handle:
     handle.write(json.dumps(args) + "\\n")
-if calls >= 5:
-    sys.exit(99)
+with open(".fake_runtime_starts", "a+") as handle:  # in the job's sandbox: per job
+    handle.write("x")
+    handle.seek(0)
+    if len(handle.read()) > 5:
+        sys.exit(99)
 index = args.index("exec") + 1
 while args[index].startswith("-"):
     index += 2 if args[index] in ("-B", "--bind", "--home", "--pwd", "-S") else 1
