@@ -40,10 +40,12 @@ def write(values: glidein_config.GlideinConfig, vars_path: Path,
     # failure can never drop a line another writer added meanwhile
     with _lock(vars_path, wait) or glidein_config.Lock(vars_path):
         try:
-            old_vars = condor_vars.update_locked(vars_path, lines)
-        except ConfigError as exc:
+            old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
             where = values.where(CONDOR_VARS_KEY) or values.path.name
-            raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc}") from None
+            raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc.strerror or exc}"
+                              ) from None
+        condor_vars.update_locked(vars_path, lines)
         try:
             glidein_config.update(values.path, changes, _lock(values.path, wait))
         except BaseException:

@@ -21,7 +21,7 @@ from glidein_plugins import (
 )
 from glidein_plugins.context import Context, Deadline
 from glidein_plugins.errors import ConfigError, FailureType, GlideinFailure
-from glidein_plugins.results import Attribute, Facts, Failure, Mode, TraceEvent
+from glidein_plugins.results import Attribute, Facts, Failure, TraceEvent
 from glidein_plugins.runner import Runner, SetupReport, tracer_from
 
 ENTRY_KEY = "GLIDEIN_Entry_Name"
@@ -93,8 +93,8 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
     """Keep what job start needs, its decision included (``container``, ``native`` when
     ``native.write_config`` made HTCondor start the containers, ``bare`` for NEVER and
     DISABLE): write the setup state file and return the attributes naming it
-    (``GLIDEIN_PLUGINS_STATE``...) to publish with the others (none for DISABLE, which
-    advertises nothing).
+    (``GLIDEIN_PLUGINS_STATE``...) to publish with the others (for ``container`` and
+    ``native``: a bare glidein publishes what the reference does).
 
     The ``launch`` settings are checked in every mode. Raises GlideinFailure: ``Config`` for a
     wrong setting, ``WN_Resource`` when the file cannot be written or its path advertised.
@@ -113,7 +113,8 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
         native_launch = any(attribute.name == native.LAUNCH_ATTRIBUTE
                             and attribute.value == "native" for attribute in report.attributes)
         decision = "native" if native_launch else "container"
-    for sub in ("cache", "tmp") if mode.wants_container else ():  # the runtime's dirs at job start (launch.RUNTIME_DIRS)
+    # the runtime's dirs at job start (launch.RUNTIME_DIRS)
+    for sub in ("cache", "tmp") if mode.wants_container else ():
         try:
             os.makedirs(os.path.join(tmp_dir, "apptainer", sub), exist_ok=True)
         except OSError as exc:
@@ -146,7 +147,9 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
                              f"cannot keep the setup state for job start: {exc}") from None
     context.record(TraceEvent("advertise", "-", f"setup state for job start ({decision}): "
                                                 f"{path}"))
-    return () if mode.outcome is Mode.DISABLE else attributes
+    # bare: the wrapper finds the decision beside condor_job_wrapper.sh; the standalone one
+    # takes NEVER's GWMS_SINGULARITY_STATUS (the published set stays the reference's)
+    return attributes if mode.wants_container else ()
 
 
 def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute],

@@ -4,18 +4,18 @@ Setup (``session.run_setup``) writes the file atomically at the end of every suc
 whatever the mode, with its ``decision`` for job start: ``container`` (the wrapper starts each
 job's container), ``native`` (HTCondor does, the wrapper corrects its line) or ``bare`` (no
 container: NEVER, DISABLE); it publishes its absolute path as ``GLIDEIN_PLUGINS_STATE`` (a
-machine attribute; not for DISABLE, which advertises nothing). Beside it, ``save`` writes
+machine attribute) for ``container`` and ``native``. Beside it, ``save`` writes
 ``decision``: shell assignments (``_gp_decision``, ``_gp_state``, ``_gp_python``: the Python
 setup ran with, ``_gp_dir``: the directory holding this package), which the job wrapper (a
 shell) sources without starting anything. A failed setup removes it (``forget``): the wrapper
-then fails every job rather than guess. The job wrapper finds the state beside itself when GlideinWMS concatenated
-it into ``condor_job_wrapper.sh`` in the glidein's work dir, else in the machine ad: never in
-the job's environment, which the job controls. It reads it for every job, so this module is on
-the per-job path:
-it imports nothing but ``os``/``sys``, and reads the JSON with the C scanner of the standard
-``json`` package (``_json``) without importing ``json`` itself (which brings ``re`` in); the
-records are plain read-only classes, not dataclasses (whose import costs more than starting the
-interpreter). ``facts()`` converts to the typed ``results.Facts`` only for plugins.
+then fails every job rather than guess. The job wrapper finds the state beside itself when
+GlideinWMS concatenated it into ``condor_job_wrapper.sh`` in the glidein's work dir, else in
+the machine ad: never in the job's environment, which the job controls. It reads it for every
+job, so this module is on the per-job path: it imports nothing but ``os``/``sys``, and reads
+the JSON with the C scanner of the standard ``json`` package (``_json``) without importing
+``json`` itself (which brings ``re`` in); the records are plain read-only classes, not
+dataclasses (whose import costs more than starting the interpreter). ``facts()`` converts to
+the typed ``results.Facts`` only for plugins.
 
 The file (``"version": 1``)::
 
@@ -396,7 +396,7 @@ def _quoted(path: str) -> str:
 def forget(work_dir: str | Path) -> None:
     """Remove the decision of an earlier setup in ``work_dir`` (a failed setup leaves none:
     the wrapper then fails every job)."""
-    try:
+    try:  # noqa: SIM105 - contextlib is one more import on the per-job path
         os.unlink(os.path.join(os.path.dirname(path_in(work_dir)), DECISION))
     except FileNotFoundError:
         pass

@@ -17,15 +17,18 @@ the job's ``PATH`` (the shell runs this part with a fixed ``PATH`` and hands it 
 ``GLIDEIN_PLUGINS_JOB_PATH``, for the job alone). For one job:
 
 1. the setup state (the ``STATE`` argument, else the machine ad's ``GLIDEIN_PLUGINS_STATE``, an
-   absolute path; none means setup wanted no container: the job runs as it is), the job and
-   machine ads (``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
-2. HTCondor starting the container itself (HTCondor >= 8.8.2 hands a USER_JOB_WRAPPER the whole
-   ``RUNTIME [global options] exec ... IMAGE JOB...`` line, ``RUNTIME`` being the runtime setup
-   proved, or a root-owned ``apptainer``/``singularity`` no job can have put there): never
-   wrapped again, only corrected for what the probe found (``-C``/``--containall`` become what
-   this node can do of them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID
-   namespaces fail); in native mode (the machine ad's ``GLIDEIN_CONTAINER_LAUNCH=native``) a
-   job HTCondor started no container for runs as it is;
+   absolute path; none fails the job: never a job on the host for want of a decision) and its
+   ``decision`` (``bare``: the job runs as it is), the job and machine ads (``_CONDOR_JOB_AD``,
+   ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
+2. HTCondor starting the container itself, only in native mode (the setup decided ``native``
+   and the machine ad says ``GLIDEIN_CONTAINER_LAUNCH=native``; never from argv's shape: in
+   wrapper mode the job's argv is always the payload): HTCondor >= 8.8.2 hands a
+   USER_JOB_WRAPPER the whole ``RUNTIME [global options] exec ... IMAGE JOB...`` line,
+   ``RUNTIME`` being its ``SINGULARITY``, the runtime setup proved: never wrapped again, only
+   corrected for what the probe found (``-C``/``--containall`` become what this node can do of
+   them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID namespaces fail), the
+   job's exported functions kept from the runtime; a job HTCondor started no container for
+   runs as it is (PREFERRED) or gets one from the wrapper (REQUIRED);
 3. the invocation: ``launch.build``, or, only when the state lists plugins implementing
    ``glidein_job_launch`` (``job_hooks``), those plugins and the built-in ``launch``, no
    other, configured by the package's ``factory_configs``, through the ``Runner`` (VO plugins
@@ -37,9 +40,12 @@ the job's ``PATH`` (the shell runs this part with a fixed ``PATH`` and hands it 
 5. a copy of the whole wrapper in the sandbox, ``.glidein_plugins/<its name>``, run again
    inside as ``/bin/sh .glidein_plugins/<name> JOB ARGS...`` (relative to ``--pwd /srv``)
    with ``GWMS_SINGULARITY_REEXEC=1`` (that relative ``$0``, which HTCondor never gives, is
-   what the shell takes for the second pass: the marker alone, on the host, is a first pass;
-   the copy is never written through a link the job left in its sandbox): the shell does the
-   final setup there (``HOME=/srv``,
+   what the shell takes for the second pass, whatever the runtime does with the environment:
+   the marker alone, on the host, is a first pass; the copy is never written through a link
+   the job left in its sandbox; the mark ``.glidein_plugins/reexec``, which the second pass
+   removes, makes a copy run again as a first pass fail the job, never start the runtime
+   twice; the job's exported functions reach the job by ``/usr/bin/env`` in front of it,
+   never the runtime's environment): the shell does the final setup there (``HOME=/srv``,
    ``TMP``/``TMPDIR``/``TEMP`` unset, then the scripts named in ``GLIDEIN_PLUGINS_INSIDE``,
    which a VO plugin may put in the invocation's environment), so the fragments before and
    after this one run inside as they do without containers.
@@ -73,6 +79,7 @@ if TYPE_CHECKING:
 
 LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers
 STATE_ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine ad's path of the setup state
+STATUS_ATTRIBUTE = "GWMS_SINGULARITY_STATUS"  # the mode setup published: NEVER = no state
 DELAY_VAR = "GLIDEIN_PLUGINS_FAILURE_DELAY"  # the delay when there is no state to say it
 JOB_PATH_VAR = "GLIDEIN_PLUGINS_JOB_PATH"  # from the shell: '=' and the job's PATH, '' unset
 SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
@@ -187,6 +194,8 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
     """
     machine_ad = _ad(environ, "_CONDOR_MACHINE_AD")
     state_path = state_path or _located(machine_ad)
+    if not state_path and machine_ad.string(STATUS_ATTRIBUTE) == "NEVER":
+        return Plan(job_argv)  # setup's published decision: no container, no state needed
     if not state_path:  # fail closed: never a job on the host for want of a decision
         raise WrapFailure(f"no setup decision: no setup state beside the wrapper and the "
                           f"machine ad names none ({STATE_ATTRIBUTE}); did setup run and "

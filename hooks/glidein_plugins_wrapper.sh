@@ -12,16 +12,21 @@
 #     `exec "$@"`.
 #
 # The job's environment is the job's: HTCondor merges the job's `environment` over what the
-# glidein exports. So nothing is taken from it: the wrapper's own commands run with a fixed
-# PATH (the job's is restored for the job), and the setup state, the Python and the package
-# come from where the job cannot write:
-#   - the state: beside this file when it is condor_job_wrapper.sh in the glidein's work dir
-#     (WORK_DIR/.glidein_plugins/setup_state.json, where setup writes it), else the machine ad's
-#     GLIDEIN_PLUGINS_STATE (the starter sets $_CONDOR_MACHINE_AD after the job's environment);
-#     none: setup wanted no container, the job runs as it is, no Python needed;
-#   - the Python and the package dir: the two lines of `interpreter` beside the state (what
-#     setup ran with), else /usr/bin/python3, /bin/python3 or /usr/libexec/platform-python,
-#     and the parent of this file's directory when standalone, else the installed package.
+# glidein exports. So nothing is taken from it, and nothing of it runs on the host:
+#   - the first pass uses only keywords, POSIX special built-ins (eval, exec, export, set,
+#     unset, ., exit...: bash, /bin/sh on EL, imports exported functions, BASH_FUNC_name%%,
+#     even as sh, but looks the special built-ins up before them) and commands by absolute
+#     path; every _gp_ name starts empty; the commands run with a fixed PATH (the job's is
+#     restored for the job);
+#   - the decision (setup's, in every mode: container, native or bare), the state, the Python
+#     and the package are setup's `decision` file, sourced: beside this file when it is
+#     condor_job_wrapper.sh in the glidein's work dir (WORK_DIR/.glidein_plugins/decision),
+#     else beside the machine ad's GLIDEIN_PLUGINS_STATE (the starter sets $_CONDOR_MACHINE_AD
+#     after the job's environment); a machine ad naming no state but GWMS_SINGULARITY_STATUS
+#     = "NEVER" (what setup publishes when it decided on no container) is a bare decision.
+#     No decision (a failed setup, a publishing problem) fails the job: never a job on the
+#     host for want of one. `bare` (NEVER, DISABLE): the job runs
+#     as it is, no Python needed.
 # GLIDEIN_PLUGINS_STATE, GLIDEIN_PLUGINS_PYTHON and GLIDEIN_PLUGINS_DIR in the environment are
 # ignored.
 #
@@ -31,19 +36,25 @@
 # runtime's environment, then `exec RUNTIME exec --home SANDBOX:/srv --pwd /srv ... IMAGE
 # /bin/sh .glidein_plugins/WRAPPER JOB ARGS...`: the WHOLE wrapper, copied into the sandbox,
 # runs again inside, so the fragments before and after this one behave as they do without a
-# container. Or `set -- JOB ARGS...` to go on without one: no container wanted, PREFERRED's
-# fallback, HTCondor starting the container itself (the arguments are then `apptainer exec
-# ... IMAGE JOB...`: never wrapped twice, only corrected, e.g. no -C when nested). Every word
-# is single-quoted, so spaces, quotes, $, ;, globs and newlines reach the job unchanged. When
-# the job must not start, the Python part reports it (one line in $_CONDOR_WRAPPER_ERROR_FILE,
-# the job attribute JobWrapperFailure via condor_chirp, the anti-black-hole delay) and the
-# wrapper exits 1; what the Python part cannot report (no Python 3.9, no package) is reported
-# here the same way.
-# Second pass, inside: this file run as `/bin/sh .glidein_plugins/NAME` (a relative $0, which
-# HTCondor never gives: it runs the USER_JOB_WRAPPER by its absolute path) with
-# GWMS_SINGULARITY_REEXEC=1 in a container. A job setting those variables on the host gets the
-# first pass, and its container. Inside: HOME=/srv, TMP, TMPDIR and TEMP unset, then the
-# scripts named in GLIDEIN_PLUGINS_INSIDE are sourced; no Python needed.
+# container (the job's exported functions reach the job by `/usr/bin/env NAME=... JOB`, never
+# the runtime, which runs on the host). Or `set -- JOB ARGS...` to go on without one: a bare
+# decision, PREFERRED's fallback, HTCondor starting the container itself (native mode only,
+# as setup decided and the machine ad says: the arguments are then `RUNTIME exec ... IMAGE
+# JOB...`, never wrapped twice, only corrected, e.g. no -C when nested; in wrapper mode the
+# job's argv is always the payload, whatever it looks like). Every word is single-quoted, so
+# spaces, quotes, $, ;, globs and newlines reach the job unchanged. When the job must not
+# start, the Python part reports it (one line in $_CONDOR_WRAPPER_ERROR_FILE, the job
+# attribute JobWrapperFailure via condor_chirp, the anti-black-hole delay) and the wrapper
+# exits 1; what the Python part cannot report (no Python 3.9, no package, no decision) is
+# reported here the same way.
+# Second pass, inside: this file's copy run as `/bin/sh .glidein_plugins/NAME` (a relative
+# $0, which HTCondor never gives: it runs the USER_JOB_WRAPPER by its absolute path): that $0
+# alone says it, whatever the runtime does with the environment, and a job cannot give it on
+# the host. The first pass leaves .glidein_plugins/reexec in the sandbox when it starts the
+# container and the second pass removes it: a first pass that finds it (the copy run again as
+# a first pass by a runtime that changed its command) fails the job, so the runtime is never
+# started twice for one job. Inside: GWMS_SINGULARITY_REEXEC=1, HOME=/srv, TMP, TMPDIR and
+# TEMP unset, then the scripts named in GLIDEIN_PLUGINS_INSIDE are sourced; no Python needed.
 #
 # Environment:
 #   GLIDEIN_PLUGINS_INSIDE  scripts (paths inside the container, ':'-separated) sourced inside
@@ -140,15 +151,22 @@ case $0 in
             _gp_state=$(/bin/sed -n -e 's/^[[:space:]]*[Gg][Ll][Ii][Dd][Ee][Ii][Nn]_[Pp][Ll][Uu][Gg][Ii][Nn][Ss]_[Ss][Tt][Aa][Tt][Ee][[:space:]]*=[[:space:]]*"\(.*\)"[[:space:]]*$/\1/' \
                 -e 't found' -e d -e ':found' -e p -e q "${_CONDOR_MACHINE_AD:-/dev/null}" 2>/dev/null)
             case $_gp_state in
-                '') ;;
+                '') # none published: setup decided on no container if it published NEVER
+                    case $(/bin/sed -n -e 's/^[[:space:]]*GWMS_SINGULARITY_STATUS[[:space:]]*=[[:space:]]*"\(.*\)"[[:space:]]*$/\1/p' \
+                        "${_CONDOR_MACHINE_AD:-/dev/null}" 2>/dev/null) in
+                        NEVER) _gp_decision=bare ;;
+                    esac ;;
                 /*) _gp_conf=${_gp_state%/*}/decision ;;
                 *) _gp_fail "the machine ad's GLIDEIN_PLUGINS_STATE ($_gp_state) is not an absolute path" ;;
             esac
-            ( . "$_gp_conf" ) 2>/dev/null ||
-                _gp_fail "no setup decision (${_gp_conf:-no state beside the wrapper, none in the machine ad}): did setup run and succeed on this glidein? The job must not run without it"
+            case $_gp_decision in
+                bare) ;;
+                *) ( . "$_gp_conf" ) 2>/dev/null ||
+                    _gp_fail "no setup decision (${_gp_conf:-no state beside the wrapper, none in the machine ad}): did setup run and succeed on this glidein? The job must not run without it" ;;
+            esac
         fi
         # shellcheck disable=SC1090 # setup's decision: _gp_decision, _gp_state, _gp_python, _gp_dir
-        . "$_gp_conf"
+        case $_gp_conf in ?*) . "$_gp_conf" ;; esac
         case $_gp_decision in
             bare) _gp_job_path ;;  # NEVER, DISABLE: the job runs as it is, no Python needed
             container | native)

@@ -118,15 +118,15 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
 @pytest.mark.parametrize("frontend", ["NEVER", "DISABLE_GWMS"])
 def test_without_containers_the_decision_is_bare(tmp_path: Path, fake_cvmfs: FakeCvmfs,
                                                  frontend: str) -> None:
-    """Changed (issue 13): setup records its decision in every mode; DISABLE advertises
-    nothing, the wrapper finds it beside condor_job_wrapper.sh."""
+    """Changed (issue 13): setup records its decision in every mode; the wrapper finds it
+    beside condor_job_wrapper.sh (what is advertised stays the reference's)."""
     fake_cvmfs.bin.install_runtime("apptainer")
     work, result = setup(tmp_path, fake_cvmfs, frontend)
     assert result.exit_code == 0, result.stdout
     path = work / ".glidein_plugins" / "setup_state.json"
     assert setup_state.load(path).decision == "bare"
     assert shell_values(path.with_name(setup_state.DECISION))["_gp_decision"] == "bare"
-    assert ("GLIDEIN_PLUGINS_STATE" in result.config) == (frontend == "NEVER")
+    assert "GLIDEIN_PLUGINS_STATE" not in result.config  # published: the reference's only
 
 
 def test_a_failed_setup_leaves_no_decision(tmp_path: Path, fake_cvmfs: FakeCvmfs) -> None:

@@ -12,8 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, FakeBin, glidein_result, install_container_runtime, make_work_dir
-from conftest import run_cli, write_executable
+from conftest import (
+    ROOT,
+    FakeBin,
+    glidein_result,
+    install_container_runtime,
+    make_work_dir,
+    run_cli,
+    write_executable,
+)
 
 from glidein_plugins.testing.node import make_fake_cvmfs
 
@@ -82,7 +89,8 @@ import os, sys, time
 {block}
 from glidein_plugins import commands
 print(commands.become_subreaper())
-script = "import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    print(os.getpid(), flush=True)\\n    time.sleep(300)\\n"
+script = ("import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n"
+          "    print(os.getpid(), flush=True)\\n    time.sleep(300)\\n")
 result = commands.run([sys.executable, "-c", script], timeout=10)
 print(result.ok, result.stdout.strip())
 '''

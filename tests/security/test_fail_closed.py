@@ -70,10 +70,27 @@ def test_the_standalone_wrapper_without_a_state_in_the_machine_ad_fails(
     assert glidein.calls() == []
 
 
+@pytest.mark.parametrize("standalone", [False, True])
 @pytest.mark.parametrize("shell", SHELLS)
-def test_a_bare_decision_runs_the_job_on_the_host(tmp_path: Path, shell: str) -> None:
+def test_a_bare_decision_runs_the_job_on_the_host_and_nothing_else_does(
+        tmp_path: Path, shell: str, standalone: bool) -> None:
+    """NEVER: the decision beside condor_job_wrapper.sh; standalone, the machine ad's
+    GWMS_SINGULARITY_STATUS = "NEVER" (setup publishes no state then). Without it, no job."""
     glidein = build_glidein(tmp_path / "never", "wrapper", frontend="NEVER")
+    wrapper = glidein.wrapper
+    if standalone:
+        wrapper = glidein.root / "hooks" / "glidein_plugins_wrapper.sh"
+        wrapper.parent.mkdir()
+        shutil.copy(FRAGMENT, wrapper)
     sandbox = glidein.sandbox("job")
-    view = seen(glidein.run(shell_argv(shell, tmp_path), [str(printing_job(glidein)), "x"],
-                            sandbox, glidein.job_env(sandbox)))
+    env = glidein.job_env(sandbox)
+    argv = [*shell_argv(shell, tmp_path), str(wrapper), str(printing_job(glidein)), "x"]
+    view = seen(subprocess.run(argv, cwd=sandbox, env=env, capture_output=True, text=True,
+                               timeout=60))
     assert view["argv"] == ["x"] and glidein.calls() == []
+    if standalone:
+        ad = Path(env["_CONDOR_MACHINE_AD"])
+        ad.write_text(ad.read_text().replace("GWMS_SINGULARITY_STATUS", "ANOTHER_ATTRIBUTE"))
+        proc = subprocess.run(argv, cwd=sandbox, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 1 and "no setup decision" in glidein.error(sandbox)
