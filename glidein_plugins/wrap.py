@@ -419,8 +419,8 @@ def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
     """HTCondor's ``apptainer exec`` line without the options this node cannot use: only the
     options before the image are looked at, the job's arguments never. Nested is what setup
     found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``). The job's exported
-    shell functions are kept from the runtime, which runs on the host (``env -u``)."""
-    from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
+    shell functions are kept from the runtime, which runs on the host (``Plan.shell``)."""
+    from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS, is_function  # noqa: PLC0415
 
     runtime = state.runtime
     nested = runtime is not None and runtime.feature("nested")
@@ -452,12 +452,8 @@ def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
                           else "pid_namespaces", "") or ("nested" if nested else "")
         warnings.append(f"HTCondor's container command corrected: {' '.join(dropped)} "
                         f"dropped" + (f" ({why})" if why else ""))
-    from glidein_plugins.launch import exported_functions  # noqa: PLC0415
-
-    functions = exported_functions(environ)
-    if functions:
-        kept = [ENV_BINARY, *(word for name in functions for word in ("-u", name)), *kept]
-    return Plan(kept, warnings=warnings)
+    env = {name: value for name, value in environ.items() if not is_function(name)}
+    return Plan(kept, env=env, warnings=warnings)
 
 
 # --- the initial check -------------------------------------------------------------------------
