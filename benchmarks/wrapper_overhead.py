@@ -14,11 +14,13 @@ millisecond). The baselines run the same way in the same loop, interleaved with 
 never a pyenv shim), ``python3 -I -S -c pass`` (how the wrapper starts Python) and
 ``/bin/sh -c :``. Scenarios:
 
-- ``no state``: a glidein whose setup wanted no container (NEVER, DISABLE): the shell only;
+- ``bare decision``: a glidein whose setup wanted no container (NEVER, DISABLE): the shell
+  only;
 - ``default image``: a job that names no image (the node's default);
 - ``default image + 2 CVMFS repos``: the job's ``CVMFSReposList`` checked too;
 - ``job image``: the job's own ``SingularityImage`` in CVMFS (resolved by a bounded child);
-- ``HTCondor line``: HTCondor starts the container (native mode), the wrapper corrects the line.
+- ``HTCondor line``: HTCondor starts the container (native mode: setup's decision and the
+  machine ad say so), the wrapper corrects the line.
 
 It prints a table (median, 10th and 90th percentiles, ratios of the medians to
 ``python3 -S -c pass`` and ``/bin/sh -c :``), the processes each scenario starts (``strace -f``
@@ -83,8 +85,10 @@ def build_node(top: Path) -> dict[str, Any]:
             "image": str(cvmfs.images["rhel9"]), "work": work}
 
 
-def write_ads(sandbox: Path, job_extra: dict[str, str]) -> tuple[Path, Path]:
-    """A job ad (~150 attributes) and a machine ad (~300), as the starter writes them."""
+def write_ads(sandbox: Path, job_extra: dict[str, str],
+              native: bool = False) -> tuple[Path, Path]:
+    """A job ad (~150 attributes) and a machine ad (~300), as the starter writes them (the
+    machine ad of a glidein in native mode with ``native``)."""
     job = {"ClusterId": "4242", "ProcId": "0", "Owner": '"alice"',
            "Cmd": f'"{sandbox}/condor_exec.exe"', "Iwd": f'"{sandbox}"',
            "Arguments": '"--events 1000 --seed 7"', "RequestCpus": "1",
@@ -95,6 +99,7 @@ def write_ads(sandbox: Path, job_extra: dict[str, str]) -> tuple[Path, Path]:
               for i in range(140)}, **job_extra}
     machine = {"Name": '"slot1_1@node.example.org"', "Arch": '"X86_64"', "OpSys": '"LINUX"',
                "Cpus": "1", "Memory": "2048", "GLIDEIN_Site": '"Example"',
+               **({"GLIDEIN_CONTAINER_LAUNCH": '"native"'} if native else {}),
                **{f"MachineAttribute{i}": f"ifThenElse(Cpus > {i % 8}, {i}, \"low {i}\")"
                   for i in range(300)}}
     paths = sandbox / ".job.ad", sandbox / ".machine.ad"
@@ -111,30 +116,39 @@ def scenarios(node: dict[str, Any], top: Path) -> dict[str, Case]:
     job = ["/bin/echo", "--events", "1000", "two words"]
     image = str(node["image"])
     cases = {
-        "no state": ({}, False, job),
-        "default image": ({}, True, job),
-        "default image + 2 CVMFS repos": ({"CVMFSReposList": f'"{",".join(REPOS)}"'}, True,
-                                          job),
-        "job image": ({"SingularityImage": f'"{image}"'}, True, job),
-        "HTCondor line": ({}, True, [str(node["runtime"]), "-s", "exec", "-S", "/tmp",
-                                     "--pwd", "/srv", "-C", "--no-home", image, *job]),
+        "bare decision": ({}, "bare", job),
+        "default image": ({}, "container", job),
+        "default image + 2 CVMFS repos": ({"CVMFSReposList": f'"{",".join(REPOS)}"'},
+                                          "container", job),
+        "job image": ({"SingularityImage": f'"{image}"'}, "container", job),
+        "HTCondor line": ({}, "native", [str(node["runtime"]), "-s", "exec", "-S", "/tmp",
+                                         "--pwd", "/srv", "-C", "--no-home", image, *job]),
     }
     # as GlideinWMS deploys it: condor_job_wrapper.sh in the glidein's work dir, where the
-    # wrapper finds the setup state beside itself (a glidein whose setup wanted no container
-    # has none there)
-    wrappers = {True: Path(node["work"]) / "condor_job_wrapper.sh",
-                False: top / "no_state" / "condor_job_wrapper.sh"}
+    # wrapper finds setup's decision beside itself (container: this setup's; bare and native:
+    # the same glidein as a setup that decided so leaves it)
+    work = Path(node["work"])
+    wrappers = {"container": work / "condor_job_wrapper.sh"}
+    decided = (work / ".glidein_plugins" / "decision").read_text()
+    for decision in ("bare", "native"):
+        other = top / decision / ".glidein_plugins"
+        other.mkdir(parents=True)
+        state = json.loads(Path(node["state"]).read_text())
+        state["decision"] = decision
+        (other / "setup_state.json").write_text(json.dumps(state))
+        (other / "decision").write_text(decided.replace("=container", f"={decision}").replace(
+            str(node["state"]), str(other / "setup_state.json")))
+        wrappers[decision] = other.parent / "condor_job_wrapper.sh"
     for wrapper in wrappers.values():
-        wrapper.parent.mkdir(exist_ok=True)
         shutil.copy(WRAPPER, wrapper)
-    for number, (name, (extra, with_state, argv)) in enumerate(cases.items()):
+    for number, (name, (extra, decision, argv)) in enumerate(cases.items()):
         sandbox = top / "execute" / f"dir_{number}"
         sandbox.mkdir(parents=True)
-        job_ad, machine_ad = write_ads(sandbox, extra)
+        job_ad, machine_ad = write_ads(sandbox, extra, decision == "native")
         env = {**base_env, "_CONDOR_JOB_AD": str(job_ad), "_CONDOR_MACHINE_AD": str(machine_ad),
                "_CONDOR_SCRATCH_DIR": str(sandbox), "TMPDIR": str(sandbox),
                "_CONDOR_WRAPPER_ERROR_FILE": str(sandbox / ".job_wrapper_failure")}
-        found[name] = ([str(wrappers[with_state]), *argv], env, sandbox)
+        found[name] = ([str(wrappers[decision]), *argv], env, sandbox)
     return found
 
 
@@ -157,8 +171,17 @@ def python_imports(scenario: Case, state: str) -> dict[str, Any]:
                                                    and name.count(".") == 1) / 1000, 2)}
 
 
+def unmarked(case: Case) -> Case:
+    """``case``, its sandbox without the first pass's mark. The runtime (/bin/true) runs no
+    second pass, which would remove it; a fresh sandbox would not have it (the wrapper refuses
+    to start a job's container twice). Removed before each run, untimed."""
+    if case[2] is not None:
+        (case[2] / ".glidein_plugins" / "reexec").unlink(missing_ok=True)
+    return case
+
+
 def run(name: str, case: Case) -> c.Sample:
-    return c.checked(c.timed(*case), name)
+    return c.checked(c.timed(*unmarked(case)), name)
 
 
 def collect(runs: int, quick: bool) -> dict[str, Any]:
@@ -182,10 +205,12 @@ def collect(runs: int, quick: bool) -> dict[str, Any]:
                          "p90_ms": wall["p90"],
                          "ratio_python_S": round(wall["median"] / python, 2),
                          "ratio_sh": round(wall["median"] / shell, 1)}
-    spawned = {name: c.processes(*cases[name]) for name in cases if name not in BASELINES}
+    spawned = {name: c.processes(*unmarked(cases[name])) for name in cases
+               if name not in BASELINES}
     ratio = results["default image"]["ratio_python_S"]
     return {"runs": len(samples["/bin/sh -c :"]), "results": results, "processes": spawned,
-            "python_part_imports": python_imports(cases["default image"], str(node["state"])),
+            "python_part_imports": python_imports(unmarked(cases["default image"]),
+                                                  str(node["state"])),
             "targets": [c.target("wrapper (default image) / python3 -S -c pass", ratio,
                                  TARGET_RATIO, "x")]}
 

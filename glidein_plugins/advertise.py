@@ -1,6 +1,6 @@
 """Write values into glidein_config and their lines into condor_vars.lst together: every line
-validated before either file is touched, each file written once, condor_vars.lst put back
-should glidein_config then fail to update."""
+validated before either file is touched, each file written once under its lock, condor_vars.lst
+put back (its lock still held) should glidein_config then fail to update."""
 
 from __future__ import annotations
 
@@ -36,18 +36,22 @@ def write(values: glidein_config.GlideinConfig, vars_path: Path,
         glidein_config.format_line(name, value)  # ValueError before anything is written
     if not changes and not lines:
         return
-    try:
-        old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        where = values.where(CONDOR_VARS_KEY) or values.path.name
-        raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc.strerror or exc}"
-                          ) from None
-    condor_vars.update(vars_path, lines, _lock(vars_path, wait))
-    try:
-        glidein_config.update(values.path, changes, _lock(values.path, wait))
-    except BaseException:
-        atomic.write_text(vars_path, old_vars)
-        raise
+    # condor_vars.lst stays locked until glidein_config is written: putting it back after a
+    # failure can never drop a line another writer added meanwhile
+    with _lock(vars_path, wait) or glidein_config.Lock(vars_path):
+        try:
+            old_vars = vars_path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            where = values.where(CONDOR_VARS_KEY) or values.path.name
+            raise ConfigError(where, f"{CONDOR_VARS_KEY} {vars_path}: {exc.strerror or exc}"
+                              ) from None
+        condor_vars.update_locked(vars_path, lines)
+        try:
+            glidein_config.update(values.path, changes, _lock(values.path, wait))
+        except BaseException:
+            if lines:
+                atomic.write_text(vars_path, old_vars)
+            raise
 
 
 def _lock(path: Path, wait: float | None) -> glidein_config.Lock | None:

@@ -526,6 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    if args.command in ("setup", "periodic", "run"):
+        # a probed binary's daemon (setsid) comes back to us and is killed when its command
+        # ends (commands.reap_orphans); nothing changes where prctl is not available
+        commands.become_subreaper()
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # here, where a reader gone early is caught, not at exit

@@ -85,21 +85,21 @@ def run(
         return CommandResult(argv, None, "", "", 0.0, error="empty command")
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,  # its own process group, so we can kill all of it
-        )
+        with _LIVE_LOCK:  # a child of ours not in _LIVE is an orphan (see reap_orphans)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,  # its own process group, so we can kill all of it
+            )
+            _LIVE.add(proc)
     except OSError as exc:
         return CommandResult(argv, None, "", "", 0.0, error=_start_error(exc, cwd))
     except ValueError as exc:  # a NUL byte in an argument or in the environment
         return CommandResult(argv, None, "", "", 0.0, error=str(exc))
-    with _LIVE_LOCK:
-        _LIVE.add(proc)
     try:
         out, err, timed_out = _communicate(proc, stdin.encode() if stdin is not None else b"",
                                            start + max(timeout, 0.0))
@@ -110,6 +110,7 @@ def run(
         _kill_group(proc)  # on expiry, and descendants left behind by a command that exited
         with _LIVE_LOCK:
             _LIVE.discard(proc)
+        reap_orphans()  # descendants that left the group (setsid), when we are their reaper
     return CommandResult(
         argv,
         None if timed_out else proc.returncode,
@@ -193,6 +194,82 @@ def _feed(fd: int, data: bytes) -> bytes:
         return data
     except OSError:  # BrokenPipeError: the command does not read its input
         return b""
+
+
+# --- descendants that left the process group ----------------------------------------------------
+
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2), Linux >= 3.4
+_ORPHAN_ROUNDS = 50  # kill-and-reap rounds (10 ms apart): a daemon's own children come next
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its descendants (``prctl(PR_SET_CHILD_SUBREAPER)``):
+    a descendant of a command that left the command's process group (``setsid``, a daemon)
+    is then re-parented to us rather than to init, and ``run`` kills it when the command ends.
+    False, doing nothing else, where prctl is not available (not Linux, no libc, an old
+    kernel): such a descendant then escapes, as it would without this."""
+    global _subreaper  # noqa: PLW0603 - one flag for the process
+    if _subreaper:
+        return True
+    try:
+        import ctypes  # noqa: PLC0415 - setup and periodic only
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                          ctypes.c_ulong]
+        _subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError, ImportError):
+        _subreaper = False
+    return _subreaper
+
+
+def _children() -> list[int]:
+    """The pids whose parent is this process (from /proc; [] without it)."""
+    me = os.getpid()
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) "
+        if len(fields) > 1 and fields[1] == str(me).encode():
+            found.append(int(name))
+    return found
+
+
+def reap_orphans() -> list[int]:
+    """Kill and reap every child of ours that no running command owns: descendants of ended
+    commands re-parented to us as their subreaper (their own children follow them, so this
+    goes round until none is left, within about half a second). Returns the pids killed; nothing
+    when we are not a subreaper."""
+    if not _subreaper:
+        return []
+    killed: list[int] = []
+    for _ in range(_ORPHAN_ROUNDS):
+        with _LIVE_LOCK:
+            owned = {proc.pid for proc in _LIVE}
+            orphans = [pid for pid in _children() if pid not in owned]
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        if not orphans:
+            break
+        killed += [pid for pid in orphans if pid not in killed]
+        time.sleep(0.01)
+        for pid in orphans:  # never blocking: one stuck in the kernel is left behind
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+    return killed
 
 
 # Commands still running: if the process exits while a worker thread waits on one (a plugin

@@ -83,14 +83,24 @@ def update(path: Path, lines: Iterable[VarLine], lock: Lock | None = None) -> No
 
     Comments, blank lines and the lines of other names are kept byte for byte.
     """
-    new = {line.name: str(line) for line in lines}
-    if not new:
+    lines = list(lines)
+    if not lines:
         return
     with lock or Lock(path):
-        old = _read(path).split("\n")
-        kept = [line for line in old if _name(line) not in new]
-        while kept and not kept[-1]:
-            kept.pop()
-        if kept and kept[-1].endswith("\\"):  # `read line` would join our first line to it
-            kept.append("")
-        atomic.write_text(path, "\n".join([*kept, *new.values()]) + "\n")
+        update_locked(path, lines)
+
+
+def update_locked(path: Path, lines: Iterable[VarLine]) -> str:
+    """``update`` for a caller that holds ``path``'s lock; returns the text it replaced, for
+    the caller to put back under the same lock."""
+    text = _read(path)
+    new = {line.name: str(line) for line in lines}
+    if not new:
+        return text
+    kept = [line for line in text.split("\n") if _name(line) not in new]
+    while kept and not kept[-1]:
+        kept.pop()
+    if kept and kept[-1].endswith("\\"):  # `read line` would join our first line to it
+        kept.append("")
+    atomic.write_text(path, "\n".join([*kept, *new.values()]) + "\n")
+    return text

@@ -85,6 +85,7 @@ ENV_PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
 RUNTIMES = ("APPTAINER", "SINGULARITY")
 RUNTIME_PREFIXES = (*(f"{runtime}_" for runtime in RUNTIMES), *ENV_PREFIXES)
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"  # PATH once cleared
+FUNCTION_PREFIX = "BASH_FUNC_"  # an exported bash function: BASH_FUNC_name%%=() { ...; }
 PATH_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "LD_PRELOAD")
 RUNTIME_DIRS = (("CACHEDIR", "cache"), ("TMPDIR", "tmp"))  # under TMP_DIR/apptainer
 DISABLE_PID = "SINGULARITY_DISABLE_PID_NAMESPACES"
@@ -385,7 +386,8 @@ class _Builder:
     def environment(self) -> dict[str, str]:
         """The runtime's whole environment."""
         environ, state, options = self.environ, self.state, self.env_options
-        env = {name: value for name, value in environ.items() if not runtime_variable(name)}
+        env = {name: value for name, value in environ.items()
+               if not runtime_variable(name) and not is_function(name)}
         replaced = {f"{runtime}_{variable}" for runtime in RUNTIMES
                     for variable, _ in RUNTIME_DIRS}
         dropped = sorted(name for name, value in environ.items()
@@ -430,6 +432,17 @@ class _Builder:
             for variable, sub in RUNTIME_DIRS:
                 env[f"{runtime}_{variable}"] = os.path.join(tmp, "apptainer", sub)
         return env
+
+
+def is_function(name: str) -> bool:
+    """Whether ``name`` carries an exported shell function (bash imports ``BASH_FUNC_*``,
+    even as ``sh``, and runs it before builtins and PATH)."""
+    return name.startswith(FUNCTION_PREFIX)
+
+
+def exported_functions(environ: Mapping[str, str]) -> list[str]:
+    """The names of ``environ`` that carry an exported shell function, sorted."""
+    return sorted(name for name in environ if is_function(name))
 
 
 def runtime_variable(name: str) -> bool:

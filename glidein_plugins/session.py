@@ -68,6 +68,7 @@ def run_setup(
         report = SetupReport(Facts(), (), Failure(FailureType.CONFIG, str(exc)),
                              [TraceEvent("config", "-", str(exc), "error")])
     else:
+        native.write_config(context, report)  # HTCondor-native launch knobs (or none)
         if report.failure is None:
             try:
                 report.attributes = (*report.attributes,
@@ -76,7 +77,6 @@ def run_setup(
                 report.failure = Failure(exc.failure_type, exc.message)
                 report.trace.append(TraceEvent("advertise", "-", exc.message, "error"))
                 report.attributes = ()  # nothing is advertised
-        native.write_config(context, report)  # HTCondor-native launch knobs (or none)
         if report.failure is None:
             try:
                 publish(values, report.attributes, start_dir,
@@ -85,6 +85,8 @@ def run_setup(
                 report.failure = Failure(FailureType.CONFIG, f"cannot publish attributes: {exc}")
                 report.trace.append(TraceEvent("advertise", "-", str(exc), "error"))
                 report.attributes = ()  # nothing was advertised
+    if report.failure is not None:
+        setup_state.forget(start_dir)  # no decision: the wrapper fails jobs rather than guess
     xml_path = _write_xml(start_dir, script_id, report)
     return SetupOutcome(report, entry, xml_path)
 
@@ -104,8 +106,11 @@ def check_entry(entry: factory_config.EntryConfig, plugins: manager.Plugins,
 
 def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
                start_dir: Path) -> tuple[Attribute, ...]:
-    """Keep what job start needs (PREFERRED and REQUIRED only): write the setup state file and
-    return the attribute naming it (``GLIDEIN_PLUGINS_STATE``), to publish with the others.
+    """Keep what job start needs, its decision included (``container``, ``native`` when
+    ``native.write_config`` made HTCondor start the containers, ``bare`` for NEVER and
+    DISABLE): write the setup state file and return the attributes naming it
+    (``GLIDEIN_PLUGINS_STATE``...) to publish with the others (for ``container`` and
+    ``native``: a bare glidein publishes what the reference does).
 
     The ``launch`` settings are checked in every mode. Raises GlideinFailure: ``Config`` for a
     wrong setting, ``WN_Resource`` when the file cannot be written or its path advertised.
@@ -115,11 +120,17 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
 
     launch_settings = launch_plugin.settings(context.entry)
     mode = report.facts.mode
-    if mode is None or not mode.wants_container:
+    if mode is None:
         return ()
     tmp_dir = context.get("TMP_DIR") or str(start_dir / "tmp")
     tmp_dir = tmp_dir if os.path.isabs(tmp_dir) else str(start_dir / tmp_dir)
-    for sub in ("cache", "tmp"):  # the runtime's dirs at job start (launch.RUNTIME_DIRS)
+    decision = "bare"
+    if mode.wants_container:
+        native_launch = any(attribute.name == native.LAUNCH_ATTRIBUTE
+                            and attribute.value == "native" for attribute in report.attributes)
+        decision = "native" if native_launch else "container"
+    # the runtime's dirs at job start (launch.RUNTIME_DIRS)
+    for sub in ("cache", "tmp") if mode.wants_container else ():
         try:
             os.makedirs(os.path.join(tmp_dir, "apptainer", sub), exist_ok=True)
         except OSError as exc:
@@ -135,7 +146,8 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
         container_env=discovery.value(context, "GLIDEIN_CONTAINER_ENV"),
         container_env_clearlist=discovery.value(context, "GLIDEIN_CONTAINER_ENV_CLEARLIST"),
         job_hooks=[impl.plugin_name for impl in reversed(hooks)
-                   if impl.plugin_name != launch_plugin.PLUGIN])
+                   if impl.plugin_name != launch_plugin.PLUGIN],
+        decision=decision)
     path = setup_state.path_in(start_dir)
     try:
         # published for the standalone wrapper (the state's path, from the machine ad) and for
@@ -149,8 +161,11 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
     except (ConfigError, ValueError) as exc:
         raise GlideinFailure(FailureType.WN_RESOURCE,
                              f"cannot keep the setup state for job start: {exc}") from None
-    context.record(TraceEvent("advertise", "-", f"setup state for job start: {path}"))
-    return attributes
+    context.record(TraceEvent("advertise", "-", f"setup state for job start ({decision}): "
+                                                f"{path}"))
+    # bare: the wrapper finds the decision beside condor_job_wrapper.sh; the standalone one
+    # takes NEVER's GWMS_SINGULARITY_STATUS (the published set stays the reference's)
+    return attributes if mode.wants_container else ()
 
 
 def publish(values: glidein_config.GlideinConfig, attributes: Sequence[Attribute],

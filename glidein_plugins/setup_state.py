@@ -1,17 +1,21 @@
 """What setup decided, kept for job start: ``<work dir>/.glidein_plugins/setup_state.json``.
 
-Setup (``session.run_setup``) writes the file atomically at the end of a successful setup whose
-mode is PREFERRED or REQUIRED, and publishes its absolute path as ``GLIDEIN_PLUGINS_STATE`` (a
-machine attribute). Beside it, ``save`` writes ``interpreter``: two lines, the Python setup ran
-with and the directory holding this package, which the job wrapper (a shell) reads without
-starting anything. The job wrapper finds the state beside itself when GlideinWMS concatenated
-it into ``condor_job_wrapper.sh`` in the glidein's work dir, else in the machine ad: never in
-the job's environment, which the job controls. It reads it for every job, so this module is on
-the per-job path:
-it imports nothing but ``os``/``sys``, and reads the JSON with the C scanner of the standard
-``json`` package (``_json``) without importing ``json`` itself (which brings ``re`` in); the
-records are plain read-only classes, not dataclasses (whose import costs more than starting the
-interpreter). ``facts()`` converts to the typed ``results.Facts`` only for plugins.
+Setup (``session.run_setup``) writes the file atomically at the end of every successful setup,
+whatever the mode, with its ``decision`` for job start: ``container`` (the wrapper starts each
+job's container), ``native`` (HTCondor does, the wrapper corrects its line) or ``bare`` (no
+container: NEVER, DISABLE); it publishes its absolute path as ``GLIDEIN_PLUGINS_STATE`` (a
+machine attribute) for ``container`` and ``native``. Beside it, ``save`` writes
+``decision``: shell assignments (``_gp_decision``, ``_gp_state``, ``_gp_python``: the Python
+setup ran with, ``_gp_dir``: the directory holding this package), which the job wrapper (a
+shell) sources without starting anything. A failed setup removes it (``forget``): the wrapper
+then fails every job rather than guess. The job wrapper finds the state beside itself when
+GlideinWMS concatenated it into ``condor_job_wrapper.sh`` in the glidein's work dir, else in
+the machine ad: never in the job's environment, which the job controls. It reads it for every
+job, so this module is on the per-job path: it imports nothing but ``os``/``sys``, and reads
+the JSON with the C scanner of the standard ``json`` package (``_json``) without importing
+``json`` itself (which brings ``re`` in); the records are plain read-only classes, not
+dataclasses (whose import costs more than starting the interpreter). ``facts()`` converts to
+the typed ``results.Facts`` only for plugins.
 
 The file (``"version": 1``)::
 
@@ -27,7 +31,8 @@ The file (``"version": 1``)::
      "tmp_dir": "...", "required_os": "...",
      "restrictions": {"names": ["cvmfs"], "cvmfs_root": "/cvmfs"},
      "container_env": "...", "container_env_clearlist": "...",
-     "job_hooks": ["plugins implementing glidein_job_launch besides the built-in launch"]}
+     "job_hooks": ["plugins implementing glidein_job_launch besides the built-in launch"],
+     "decision": "container" | "native" | "bare"}
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ if TYPE_CHECKING:
 VERSION = 1
 ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine attribute and job environment variable
 RELATIVE_PATH = os.path.join(".glidein_plugins", "setup_state.json")  # under the work dir
-INTERPRETER = "interpreter"  # beside the state: the Python and package dir for the wrapper
+DECISION = "decision"  # beside the state: the decision, state, Python and package for the shell
 MODES_WITH_CONTAINERS = ("PREFERRED", "REQUIRED")
+DECISIONS = ("container", "native", "bare")  # what job start does: see the module doc
 
 
 class Record:
@@ -175,6 +181,7 @@ class SetupState(Record):
         "container_env",
         "container_env_clearlist",
         "cvmfs_root",
+        "decision",
         "default_image",
         "entry",
         "gpus",
@@ -212,6 +219,7 @@ class SetupState(Record):
     container_env: str  # GLIDEIN_CONTAINER_ENV, as written
     container_env_clearlist: str  # GLIDEIN_CONTAINER_ENV_CLEARLIST, as written
     job_hooks: tuple[str, ...]  # plugins with glidein_job_launch besides the built-in
+    decision: str  # container, native or bare (DECISIONS)
 
     def __init__(self, *, entry: str, mode: ModeState, work_dir: str = "",
                  has_singularity: bool = False, reason: str = "",
@@ -223,8 +231,10 @@ class SetupState(Record):
                  required_os: str = "", restrictions: Iterable[str] = ("cvmfs",),
                  cvmfs_root: str = "/cvmfs", container_env: str = "",
                  container_env_clearlist: str = "", job_hooks: Iterable[str] = (),
-                 version: int = VERSION) -> None:
-        self._init(version=version, entry=entry, work_dir=work_dir, mode=mode,
+                 decision: str = "", version: int = VERSION) -> None:
+        if not decision:  # what the mode implies, the wrapper starting the containers
+            decision = "container" if mode.outcome in MODES_WITH_CONTAINERS else "bare"
+        self._init(decision=decision, version=version, entry=entry, work_dir=work_dir, mode=mode,
                    has_singularity=has_singularity, reason=reason, runtime=runtime,
                    images=tuple(images),
                    default_image=default_image, binds=tuple(binds),
@@ -263,6 +273,7 @@ class SetupState(Record):
             "container_env": self.container_env,
             "container_env_clearlist": self.container_env_clearlist,
             "job_hooks": list(self.job_hooks),
+            "decision": self.decision,
         }
 
     @classmethod
@@ -301,7 +312,8 @@ class SetupState(Record):
 def from_facts(facts: Facts, *, entry: str, work_dir: str, launch: Mapping[str, Any],
                tmp_dir: str, required_os: str = "", restrictions: Iterable[str] = ("cvmfs",),
                cvmfs_root: str = "/cvmfs", container_env: str = "",
-               container_env_clearlist: str = "", job_hooks: Iterable[str] = ()) -> SetupState:
+               container_env_clearlist: str = "", job_hooks: Iterable[str] = (),
+               decision: str = "") -> SetupState:
     """The state for what a setup decided (``facts``) and the entry's job-start inputs."""
     from dataclasses import asdict  # noqa: PLC0415 - setup only
 
@@ -327,7 +339,8 @@ def from_facts(facts: Facts, *, entry: str, work_dir: str, launch: Mapping[str, 
         libraries=[asdict(library) for library in facts.libraries],
         launch=launch, tmp_dir=tmp_dir, required_os=required_os, restrictions=restrictions,
         cvmfs_root=cvmfs_root, container_env=container_env,
-        container_env_clearlist=container_env_clearlist, job_hooks=job_hooks)
+        container_env_clearlist=container_env_clearlist, job_hooks=job_hooks,
+        decision=decision)
 
 
 def _fields(record: Record) -> dict[str, Any]:
@@ -342,8 +355,9 @@ def path_in(work_dir: str | Path) -> str:
 
 def save(path: str | Path, state: SetupState) -> None:
     """Write ``state`` to ``path`` atomically (its directory made if needed), and beside it
-    ``INTERPRETER``: this Python and the directory this package was imported from, one per
-    line, for the job wrapper (absolute paths; a line is left empty when it cannot be one).
+    ``DECISION`` for the job wrapper: the decision, ``path``, this Python and the directory
+    this package was imported from, as single-quoted shell assignments (a path that is not
+    absolute, or holds a newline, is left empty).
 
     Raises ConfigError (an InputError) naming the path when it cannot be written.
     """
@@ -363,9 +377,29 @@ def save(path: str | Path, state: SetupState) -> None:
     text = json.dumps(state.to_json(), sort_keys=True, allow_nan=False)
     atomic.write_text(target, text + "\n")
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    lines = [line if os.path.isabs(line) and "\n" not in line else ""
-             for line in (sys.executable or "", package_dir)]
-    atomic.write_text(target.parent / INTERPRETER, "".join(f"{line}\n" for line in lines))
+    if state.decision not in DECISIONS:
+        raise ValueError(f"setup decision {state.decision!r} is not one of {DECISIONS}")
+    values = {"_gp_state": os.path.abspath(target), "_gp_python": sys.executable or "",
+              "_gp_dir": package_dir}
+    lines = [f"_gp_decision={state.decision}"]
+    lines += [f"{name}='{_quoted(value)}'" for name, value in values.items()]
+    atomic.write_text(target.parent / DECISION, "".join(f"{line}\n" for line in lines))
+
+
+def _quoted(path: str) -> str:
+    """``path`` for inside single quotes ('' unless absolute and on one line)."""
+    if not os.path.isabs(path) or "\n" in path or "\0" in path:
+        return ""
+    return path.replace("'", "'\\''")
+
+
+def forget(work_dir: str | Path) -> None:
+    """Remove the decision of an earlier setup in ``work_dir`` (a failed setup leaves none:
+    the wrapper then fails every job)."""
+    try:  # noqa: SIM105 - contextlib is one more import on the per-job path
+        os.unlink(os.path.join(os.path.dirname(path_in(work_dir)), DECISION))
+    except FileNotFoundError:
+        pass
 
 
 def load(path: str | Path) -> SetupState:
@@ -573,7 +607,14 @@ class _Reader:
             container_env=self.field(data, "container_env", str, "", ""),
             container_env_clearlist=self.field(data, "container_env_clearlist", str, "", ""),
             job_hooks=self.strings(data, "job_hooks", ""),
+            decision=self.decision(data),
         )
+
+    def decision(self, data: Mapping[str, Any]) -> str:
+        decision = self.field(data, "decision", str, "")
+        if decision not in DECISIONS:
+            raise self.fail("decision", f"{decision!r} is not one of {', '.join(DECISIONS)}")
+        return str(decision)
 
 
 _KIND_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",

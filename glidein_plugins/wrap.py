@@ -17,15 +17,18 @@ the job's ``PATH`` (the shell runs this part with a fixed ``PATH`` and hands it 
 ``GLIDEIN_PLUGINS_JOB_PATH``, for the job alone). For one job:
 
 1. the setup state (the ``STATE`` argument, else the machine ad's ``GLIDEIN_PLUGINS_STATE``, an
-   absolute path; none means setup wanted no container: the job runs as it is), the job and
-   machine ads (``_CONDOR_JOB_AD``, ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
-2. HTCondor starting the container itself (HTCondor >= 8.8.2 hands a USER_JOB_WRAPPER the whole
-   ``RUNTIME [global options] exec ... IMAGE JOB...`` line, ``RUNTIME`` being the runtime setup
-   proved, or a root-owned ``apptainer``/``singularity`` no job can have put there): never
-   wrapped again, only corrected for what the probe found (``-C``/``--containall`` become what
-   this node can do of them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID
-   namespaces fail); in native mode (the machine ad's ``GLIDEIN_CONTAINER_LAUNCH=native``) a
-   job HTCondor started no container for runs as it is;
+   absolute path; none fails the job: never a job on the host for want of a decision) and its
+   ``decision`` (``bare``: the job runs as it is), the job and machine ads (``_CONDOR_JOB_AD``,
+   ``_CONDOR_MACHINE_AD``, read by ``job_ad``);
+2. HTCondor starting the container itself, only in native mode (the setup decided ``native``
+   and the machine ad says ``GLIDEIN_CONTAINER_LAUNCH=native``; never from argv's shape: in
+   wrapper mode the job's argv is always the payload): HTCondor >= 8.8.2 hands a
+   USER_JOB_WRAPPER the whole ``RUNTIME [global options] exec ... IMAGE JOB...`` line,
+   ``RUNTIME`` being its ``SINGULARITY``, the runtime setup proved: never wrapped again, only
+   corrected for what the probe found (``-C``/``--containall`` become what this node can do of
+   them, ``--contain``/``--ipc`` dropped when nested, ``--pid`` when PID namespaces fail), the
+   job's exported functions kept from the runtime; a job HTCondor started no container for
+   runs as it is (PREFERRED) or gets one from the wrapper (REQUIRED);
 3. the invocation: ``launch.build``, or, only when the state lists plugins implementing
    ``glidein_job_launch`` (``job_hooks``), those plugins and the built-in ``launch``, no
    other, configured by the package's ``factory_configs``, through the ``Runner`` (VO plugins
@@ -37,9 +40,12 @@ the job's ``PATH`` (the shell runs this part with a fixed ``PATH`` and hands it 
 5. a copy of the whole wrapper in the sandbox, ``.glidein_plugins/<its name>``, run again
    inside as ``/bin/sh .glidein_plugins/<name> JOB ARGS...`` (relative to ``--pwd /srv``)
    with ``GWMS_SINGULARITY_REEXEC=1`` (that relative ``$0``, which HTCondor never gives, is
-   what the shell takes for the second pass: the marker alone, on the host, is a first pass;
-   the copy is never written through a link the job left in its sandbox): the shell does the
-   final setup there (``HOME=/srv``,
+   what the shell takes for the second pass, whatever the runtime does with the environment:
+   the marker alone, on the host, is a first pass; the copy is never written through a link
+   the job left in its sandbox; the mark ``.glidein_plugins/reexec``, which the second pass
+   removes, makes a copy run again as a first pass fail the job, never start the runtime
+   twice; the job's exported functions reach the job by ``/usr/bin/env`` in front of it,
+   never the runtime's environment): the shell does the final setup there (``HOME=/srv``,
    ``TMP``/``TMPDIR``/``TEMP`` unset, then the scripts named in ``GLIDEIN_PLUGINS_INSIDE``,
    which a VO plugin may put in the invocation's environment), so the fragments before and
    after this one run inside as they do without containers.
@@ -72,6 +78,8 @@ if TYPE_CHECKING:
     from glidein_plugins.setup_state import SetupState
 
 LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers
+STATE_ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine ad's path of the setup state
+STATUS_ATTRIBUTE = "GWMS_SINGULARITY_STATUS"  # the mode setup published: NEVER = no state
 DELAY_VAR = "GLIDEIN_PLUGINS_FAILURE_DELAY"  # the delay when there is no state to say it
 JOB_PATH_VAR = "GLIDEIN_PLUGINS_JOB_PATH"  # from the shell: '=' and the job's PATH, '' unset
 SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
@@ -79,13 +87,14 @@ SYSTEM_CHIRP = ("/usr/libexec/condor/condor_chirp", "/usr/bin/condor_chirp",
 ERROR_FILE_VAR = "_CONDOR_WRAPPER_ERROR_FILE"
 TRACE_VAR = "GLIDEIN_PLUGINS_TRACE"  # print the decisions too, not only the warnings
 COPY_DIR = ".glidein_plugins"  # in the job sandbox: the wrapper's copy for the second pass
+REEXEC_MARK = "reexec"  # in COPY_DIR: the container was started once for this job
+ENV_BINARY = "/usr/bin/env"  # by its path: never a function of the job's
 REPORTED = 86  # exit code: the failure was reported (error file, chirp, delay)
 DEFAULT_DELAY = 600.0
 DEFAULT_CHECK_TIMEOUT = 20.0
 DEFAULT_PLUGIN_BUDGET = 60.0
 CHIRP_TIMEOUT = 30.0
 MESSAGE_LIMIT = 1000
-RUNTIME_NAMES = ("apptainer", "singularity")
 # the second pass when no wrapper script is given (``glidein-plugins wrap`` used directly)
 INNER_SCRIPT = 'HOME=/srv; export HOME; unset TMP TMPDIR TEMP; exec "$@"'
 
@@ -101,6 +110,7 @@ _VALUE_OPTIONS = frozenset((
 ))
 _GLOBAL_VALUE_OPTIONS = frozenset(("-c", "--config"))  # before the subcommand
 _CONTAIN_ALL = ("-C", "--containall")  # --contain --cleanenv --ipc --pid
+_CLEAN_OPTIONS = frozenset(("-e", "--cleanenv", *_CONTAIN_ALL))
 
 
 class WrapFailure(Exception):
@@ -129,16 +139,24 @@ class Plan:
 
     def shell(self, environ: Mapping[str, str]) -> bytes:
         """The plan as POSIX shell commands, for ``eval`` by a shell whose environment is
-        ``environ``: every value and argument one single-quoted word. A variable whose name
-        the shell cannot take (``A.B``) is passed on unchanged."""
+        ``environ``: every value and argument one single-quoted word, every command a special
+        built-in (``unset``, ``export``, ``exec``, ``set``: no function of the job's can stand
+        in for them). A variable whose name the shell cannot take (``A.B``, an exported
+        function's ``BASH_FUNC_name%%``) is removed by ``/usr/bin/env -u`` when the plan's
+        environment leaves it out, else passed on unchanged."""
         lines = []
+        argv = list(self.argv)
         if self.env is not None:
             lines += [b"unset " + name.encode() for name in environ
                       if name not in self.env and _is_name(name)]
             lines += [b"export " + name.encode() + b"=" + _quote(value)
                       for name, value in self.env.items()
                       if environ.get(name) != value and _is_name(name)]
-        words = b" ".join(_quote(arg) for arg in self.argv)
+            # what the shell cannot unset (BASH_FUNC_name%%: an exported function)
+            odd = [name for name in environ if name not in self.env and not _is_name(name)]
+            if odd:
+                argv = [ENV_BINARY, *(word for name in odd for word in ("-u", name)), *argv]
+        words = b" ".join(_quote(arg) for arg in argv)
         lines.append((b"exec " if self.container else b"set -- ") + words)
         return b"\n".join(lines) + b"\n"
 
@@ -176,15 +194,24 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
     """
     machine_ad = _ad(environ, "_CONDOR_MACHINE_AD")
     state_path = state_path or _located(machine_ad)
-    if not state_path:
-        return Plan(job_argv)  # setup asked for no container (NEVER, DISABLE, ...)
+    if not state_path and machine_ad.string(STATUS_ATTRIBUTE) == "NEVER":
+        return Plan(job_argv)  # setup's published decision: no container, no state needed
+    if not state_path:  # fail closed: never a job on the host for want of a decision
+        raise WrapFailure(f"no setup decision: no setup state beside the wrapper and the "
+                          f"machine ad names none ({STATE_ATTRIBUTE}); did setup run and "
+                          "succeed on this glidein?")
     state = _load(state_path)
-    exec_at = _runtime_exec(job_argv, state)
-    if exec_at:
-        return _correct_native(job_argv, exec_at, state)
-    if _launch_mode(machine_ad) == "native":
-        return Plan(job_argv, notes=["HTCondor starts the containers on this glidein (native "
-                                     "mode) and started none for this job: it runs as it is"])
+    if state.decision == "bare":
+        return Plan(job_argv)  # setup decided on no container (NEVER, DISABLE)
+    if state.decision == "native" and _launch_mode(machine_ad) == "native":
+        exec_at = _htcondor_line(job_argv, state)
+        if exec_at:
+            return _correct_native(job_argv, exec_at, state, environ)
+        if state.mode.outcome != "REQUIRED":
+            return Plan(job_argv, notes=["HTCondor starts the containers on this glidein "
+                                         "(native mode) and started none for this job: it "
+                                         "runs as it is"])
+        # REQUIRED: HTCondor starts every job's container; none here: the wrapper does
     if not state.wants_container:
         return Plan(job_argv)
     job_ad = _ad(environ, "_CONDOR_JOB_AD")
@@ -208,7 +235,29 @@ def plan(job_argv: Sequence[str], environ: Mapping[str, str], state_path: str = 
         fallback = state.mode.outcome == "PREFERRED" and "SingularityImage" not in job_ad
         return _without_container("cannot start the container: " + "; ".join(problems),
                                   fallback, job_argv, built)
-    return Plan(built.argv, True, built.env, built.warnings, built.notes)
+    if wrapper:
+        mark_reexec(os.path.join(COPY_DIR, REEXEC_MARK))
+    argv = with_functions(built.argv, len(inside), len(job_argv), environ)
+    return Plan(argv, True, built.env, built.warnings, built.notes)
+
+
+def with_functions(argv: Sequence[str], inside: int, job: int,
+                   environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``argv`` (the runtime's, ending with the ``inside`` words of the second pass and the
+    ``job`` words of the job) with the job's exported shell functions (``BASH_FUNC_name%%``:
+    Lmod's ``module``...) handed to the job inside by ``/usr/bin/env`` in front of it: never
+    through the runtime's environment (``launch`` leaves them out: the runtime runs on the
+    host, and may be a shell script that would run them), nor through the second pass's shell
+    (dash drops what is not a shell name). Not with a clean environment (``--cleanenv``)."""
+    from glidein_plugins.launch import exported_functions  # noqa: PLC0415
+
+    functions = exported_functions(environ)
+    at = len(argv) - job
+    if not functions or at - inside < 0 or any(
+            option in _CLEAN_OPTIONS for option in argv[:at - inside]):
+        return tuple(argv)
+    assigned = [f"{name}={environ[name]}" for name in functions]
+    return (*argv[:at], ENV_BINARY, *assigned, *argv[at:])
 
 
 def _located(machine_ad: Ad) -> str:
@@ -337,7 +386,7 @@ def _build_with_plugins(state: SetupState, job: JobRequest, environ: Mapping[str
         env = dict(invocation.env)
     else:  # a VO plugin's: extra variables over the job's environment, as launch.build does
         env = {name: value for name, value in environ.items()
-               if not launch.runtime_variable(name)}
+               if not launch.runtime_variable(name) and not launch.is_function(name)}
         env["PATH"] = launch.CLEAN_PATH
         env.update(invocation.env)
     return launch.Invocation(invocation.argv, env, invocation.image, warnings, notes)
@@ -351,17 +400,13 @@ def _package_dir() -> str:
 # --- HTCondor starting the container ------------------------------------------------------------
 
 
-def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
-    """The index of ``exec`` when ``argv`` is ``RUNTIME [global options] exec ...``, else 0.
-
-    ``RUNTIME`` must be the runtime setup proved (native mode makes it HTCondor's
-    ``SINGULARITY``), or an ``apptainer``/``singularity`` that no job can have put there: a
-    job's own executable named ``apptainer`` is a job like any other, run in the container."""
-    if not argv:
-        return 0
+def _htcondor_line(argv: Sequence[str], state: SetupState) -> int:
+    """The index of ``exec`` when ``argv`` is HTCondor's ``RUNTIME [global options] exec ...``
+    line, else 0. Asked only in native mode (``plan``: the setup decided it and the machine ad
+    says it): ``RUNTIME`` is then HTCondor's ``SINGULARITY``, the runtime setup proved. In
+    wrapper mode the job's argv is always the payload, whatever it looks like."""
     runtime = state.runtime.path if state.runtime is not None else ""
-    if argv[0] != runtime and not (os.path.basename(argv[0]) in RUNTIME_NAMES
-                                   and _installed_by_root(argv[0])):
+    if not argv or not runtime or argv[0] != runtime:
         return 0
     index = 1
     while index < len(argv) and argv[index].startswith("-"):
@@ -369,23 +414,13 @@ def _runtime_exec(argv: Sequence[str], state: SetupState) -> int:
     return index if index < len(argv) and argv[index] == "exec" else 0
 
 
-def _installed_by_root(path: str) -> bool:
-    """Whether ``path`` (absolute) and its directory are root's and writable by root alone,
-    root not being who runs this (the pilot, and so the job)."""
-    if not os.path.isabs(path) or os.getuid() == 0:
-        return False
-    try:
-        return all(status.st_uid == 0 and not status.st_mode & 0o022
-                   for status in (os.stat(path), os.stat(os.path.dirname(path))))
-    except OSError:
-        return False
-
-
-def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState) -> Plan:
+def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
+                    environ: Mapping[str, str]) -> Plan:
     """HTCondor's ``apptainer exec`` line without the options this node cannot use: only the
     options before the image are looked at, the job's arguments never. Nested is what setup
-    found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``)."""
-    from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
+    found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``). The job's exported
+    shell functions are kept from the runtime, which runs on the host (``Plan.shell``)."""
+    from glidein_plugins.launch import CONTAIN_OPTIONS, PID_OPTIONS, is_function  # noqa: PLC0415
 
     runtime = state.runtime
     nested = runtime is not None and runtime.feature("nested")
@@ -417,7 +452,8 @@ def _correct_native(argv: Sequence[str], exec_at: int, state: SetupState) -> Pla
                           else "pid_namespaces", "") or ("nested" if nested else "")
         warnings.append(f"HTCondor's container command corrected: {' '.join(dropped)} "
                         f"dropped" + (f" ({why})" if why else ""))
-    return Plan(kept, warnings=warnings)
+    env = {name: value for name, value in environ.items() if not is_function(name)}
+    return Plan(kept, env=env, warnings=warnings)
 
 
 # --- the initial check -------------------------------------------------------------------------
@@ -570,6 +606,24 @@ def copy_wrapper(source: str, target: str) -> None:
     except OSError as exc:
         raise WrapFailure(f"cannot copy the wrapper {source} into the job sandbox "
                           f"({target}): {exc.strerror or exc}") from None
+
+
+def mark_reexec(mark: str) -> None:
+    """Record in the sandbox that the container is started for this job (the wrapper's copy
+    removes the mark inside): a first pass that finds it is the copy run again as a first pass
+    (a runtime, or a site's wrapper around it, that changed its command line), and fails the
+    job rather than start the runtime a second time: the wrapper never re-executes itself more
+    than once. A mark the job left in its own sandbox fails only that job."""
+    try:
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    except FileExistsError:
+        raise WrapFailure(f"the wrapper already started the container for this job ({mark} "
+                          "is in the sandbox): its copy ran again as a first pass (does the "
+                          "runtime, or a wrapper around it, change the command it runs?); "
+                          "not starting the container a second time") from None
+    except OSError as exc:
+        raise WrapFailure(f"cannot write {mark} in the job sandbox: "
+                          f"{exc.strerror or exc}") from None
 
 
 # --- failure ---------------------------------------------------------------------------------

@@ -300,10 +300,9 @@ def read_only(directory: Path) -> tuple[tuple[str, ...], PreExec]:
 
 
 @pytest.mark.parametrize(("mode", "failure", "why"), [
-    # PREFERRED keeps a setup state for job start: that is the first write to fail
+    # every mode keeps its decision for job start (issue 13): that is the first write to fail
     ("PREFERRED", "WN_Resource", "cannot keep the setup state for job start: "),
-    # NEVER only publishes: taking glidein_config's lock fails
-    ("NEVER", "Config", "cannot publish attributes: "),
+    ("NEVER", "WN_Resource", "cannot keep the setup state for job start: "),
 ])
 def test_a_read_only_work_dir_fails_clearly_and_changes_nothing(
         tmp_path: Path, mode: str, failure: str, why: str) -> None:

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -243,8 +242,8 @@ def job_programs(where: Node, directory: Path, names: tuple[str, ...] = LOOKED_U
 def fail_in_shell(where: Node) -> None:
     """Make the Python part impossible (setup's package gone): the shell reports alone."""
     (where.root / "empty").mkdir(exist_ok=True)
-    where.state_path.with_name(setup_state.INTERPRETER).write_text(
-        f"{sys.executable}\n{where.root / 'empty'}\n")
+    decision = where.state_path.with_name(setup_state.DECISION)
+    decision.write_text(decision.read_text().replace(str(ROOT), str(where.root / "empty")))
 
 
 @pytest.mark.parametrize("flow", ["container", "python reports", "shell reports"])

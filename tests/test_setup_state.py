@@ -78,8 +78,10 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
     for name in ("GLIDEIN_PLUGINS_DIR", "GLIDEIN_PLUGINS_PYTHON"):
         assert result.condor_vars[name] == f"{name} S - + N Y +"
     # beside it, for the job wrapper (a shell): the Python and the package setup ran with
-    python, package = (path.parent / setup_state.INTERPRETER).read_text().splitlines()
-    assert os.access(python, os.X_OK) and Path(package, "glidein_plugins", "wrap.py").is_file()
+    decision = shell_values(path.parent / setup_state.DECISION)
+    assert decision["_gp_decision"] == "container" and decision["_gp_state"] == str(path)
+    assert os.access(decision["_gp_python"], os.X_OK)
+    assert Path(decision["_gp_dir"], "glidein_plugins", "wrap.py").is_file()
     raw = json.loads(path.read_text())
     assert raw["version"] == 1 and raw["restrictions"] == {
         "names": ["cvmfs", "remote"], "cvmfs_root": str(fake_cvmfs.root)}
@@ -114,13 +116,39 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
 
 
 @pytest.mark.parametrize("frontend", ["NEVER", "DISABLE_GWMS"])
-def test_no_state_without_containers(tmp_path: Path, fake_cvmfs: FakeCvmfs,
-                                     frontend: str) -> None:
+def test_without_containers_the_decision_is_bare(tmp_path: Path, fake_cvmfs: FakeCvmfs,
+                                                 frontend: str) -> None:
+    """Changed (issue 13): setup records its decision in every mode; the wrapper finds it
+    beside condor_job_wrapper.sh (what is advertised stays the reference's)."""
     fake_cvmfs.bin.install_runtime("apptainer")
     work, result = setup(tmp_path, fake_cvmfs, frontend)
     assert result.exit_code == 0, result.stdout
-    assert "GLIDEIN_PLUGINS_STATE" not in result.config
-    assert not (work / ".glidein_plugins" / "setup_state.json").exists()
+    path = work / ".glidein_plugins" / "setup_state.json"
+    assert setup_state.load(path).decision == "bare"
+    assert shell_values(path.with_name(setup_state.DECISION))["_gp_decision"] == "bare"
+    assert "GLIDEIN_PLUGINS_STATE" not in result.config  # published: the reference's only
+
+
+def test_a_failed_setup_leaves_no_decision(tmp_path: Path, fake_cvmfs: FakeCvmfs) -> None:
+    fake_cvmfs.bin.install_runtime("apptainer")
+    work, result = setup(tmp_path, fake_cvmfs, "NEVER")
+    decision = work / ".glidein_plugins" / setup_state.DECISION
+    assert result.exit_code == 0 and decision.exists()
+    with (work / "glidein_config").open("a") as config:  # the same glidein: a bad mode
+        config.write("GLIDEIN_Singularity_Use SOMETIMES\n")
+    again = glidein_result(run_cli(["setup", "glidein_config", "entry"], work,
+                                   fake_cvmfs.env()), work)
+    assert again.exit_code == 1
+    assert not decision.exists()  # the wrapper then fails every job
+
+
+def shell_values(path: Path) -> dict[str, str]:
+    """The assignments of the decision file, as a POSIX shell reads them."""
+    out = subprocess.run(["sh", "-c", '. "$1"; printf "%s\\0" "$_gp_decision" "$_gp_state" '
+                          '"$_gp_python" "$_gp_dir"', "sh", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(zip(("_gp_decision", "_gp_state", "_gp_python", "_gp_dir"),
+                    out.split("\0")))
 
 
 def test_preferred_without_a_runtime_keeps_why(tmp_path: Path, fake_cvmfs: FakeCvmfs) -> None:
@@ -172,11 +200,12 @@ def test_save_and_load_give_the_same_state(tmp_path: Path, runtime: bool) -> Non
     state = sample_state(runtime)
     setup_state.save(path, state)
     # no temporary left; the interpreter and package for the wrapper beside the state
-    assert sorted(item.name for item in path.parent.iterdir()) == [setup_state.INTERPRETER,
+    assert sorted(item.name for item in path.parent.iterdir()) == [setup_state.DECISION,
                                                                    "state.json"]
     package_dir = Path(os.path.abspath(setup_state.__file__)).parent.parent  # checkout or venv
-    assert (path.parent / setup_state.INTERPRETER).read_text() == \
-        f"{sys.executable}\n{package_dir}\n"
+    assert shell_values(path.parent / setup_state.DECISION) == {
+        "_gp_decision": state.decision, "_gp_state": str(path),
+        "_gp_python": sys.executable, "_gp_dir": str(package_dir)}
     assert setup_state.load(path) == state
     assert setup_state.load(path).to_json() == json.loads(path.read_text()) == state.to_json()
     facts = state.facts()

@@ -188,13 +188,23 @@ def test_every_argument_reaches_the_job_unchanged_through_every_shell(node: Node
     assert call[call.index("--home") + 1] == f"{node.sandbox}:/srv"
 
 
-def test_without_a_state_the_job_runs_as_it_is_and_no_python_is_needed(node: Node) -> None:
-    env = node.env(state=False, GLIDEIN_PLUGINS_PYTHON="/no/such/python")
-    proc = run_wrapper([str(node.job), *ODD_ARGS], node.sandbox, env)
+def test_a_bare_decision_runs_the_job_as_it_is_and_no_python_is_needed(node: Node) -> None:
+    state = node.save(mode="NEVER")  # setup decided on no container: "bare"
+    decision = state.with_name(setup_state.DECISION)
+    decision.write_text(decision.read_text().replace(sys.executable, "/no/such/python"))
+    proc = run_wrapper([str(node.job), *ODD_ARGS], node.sandbox, node.env())
     assert job_view(proc)["argv"] == ODD_ARGS
     assert not job_view(proc)["env"]["APPTAINER_CONTAINER"]
     assert node.calls() == []
     assert not (node.sandbox / ".glidein_plugins").exists()
+
+
+def test_without_a_decision_the_job_fails_never_runs_on_the_host(node: Node) -> None:
+    """Changed (issue 13): a machine ad naming no state used to mean "no container"."""
+    proc = run_wrapper([str(node.job), "x"], node.sandbox, node.env(state=False))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "no setup decision" in node.error_file.read_text()
+    assert node.calls() == []
 
 
 def test_concatenated_the_state_is_found_beside_condor_job_wrapper(node: Node) -> None:
@@ -256,15 +266,14 @@ def test_the_marker_outside_a_container_does_not_skip_the_container(node: Node) 
 def test_a_job_that_cannot_start_is_reported_on_one_line(node: Node, case: str,
                                                          expected: str) -> None:
     env = node.env()
-    if case == "state missing":
-        env = node.env(state=False, machine_ad={"GLIDEIN_PLUGINS_STATE": ad_string(
-            str(node.state_path.with_name("no such state.json")))})
+    if case == "state missing":  # the decision says container, the state is gone
+        node.state_path.unlink()
     elif case == "state not JSON":
         node.state_path.write_text('{"version": 1,\n "entry": }\n')
     elif case == "package missing":  # setup's package is gone: the shell reports it
         (node.root / "empty").mkdir()
-        node.state_path.with_name(setup_state.INTERPRETER).write_text(
-            f"{sys.executable}\n{node.root / 'empty'}\n")
+        decision = node.state_path.with_name(setup_state.DECISION)
+        decision.write_text(decision.read_text().replace(str(ROOT), str(node.root / "empty")))
     elif case == "job ad malformed":
         Path(env["_CONDOR_JOB_AD"]).write_text('Cmd = "/bin/true"\nnot an attribute\n')
     elif case == "image forbidden":
@@ -352,11 +361,12 @@ def test_a_path_that_hangs_is_named_within_the_timeout(tmp_path: Path) -> None:
 ])
 def test_htcondor_container_lines_are_never_wrapped_only_corrected(
         node: Node, features: dict[str, bool], expected: list[str]) -> None:
-    node.save(features=features)
+    node.save(features=features, decision="native")
     image = str(node.cvmfs.images["rhel9"])
     line = [str(node.runtime), "-s", "exec", "-S", "/tmp", "--pwd", "/srv", "-B",
             f"{node.sandbox}:/srv", "-C", "--no-home", image, str(node.job), *ODD_ARGS]
-    proc = run_wrapper(line, node.sandbox, node.env())
+    proc = run_wrapper(line, node.sandbox,
+                       node.env(machine_ad={wrap.LAUNCH_VAR: ad_string("native")}))
     assert job_view(proc)["argv"] == ODD_ARGS
     assert node.calls() == [["-s", "exec", "-S", "/tmp", "--pwd", "/srv", "-B",
                              f"{node.sandbox}:/srv",
@@ -366,6 +376,7 @@ def test_htcondor_container_lines_are_never_wrapped_only_corrected(
 
 def test_in_native_mode_a_job_htcondor_started_no_container_for_runs_as_it_is(
         node: Node) -> None:
+    node.save(mode="PREFERRED", decision="native")
     env = node.env(machine_ad={wrap.LAUNCH_VAR: ad_string("native")})
     seen = job_view(node.run(*ODD_ARGS, env=env))
     assert seen["argv"] == ODD_ARGS and not seen["env"]["APPTAINER_CONTAINER"]

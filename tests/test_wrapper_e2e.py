@@ -188,26 +188,30 @@ def test_in_condor_job_wrapper_the_fragments_around_it_run_as_without_containers
     assert ".glidein_plugins/condor_job_wrapper.sh" in call
 
 
-def test_a_nested_glidein_never_contains_and_corrects_htcondor_lines(
+def test_a_nested_glidein_never_contains_and_its_jobs_argv_is_always_the_payload(
         tmp_path: Path, fake_cvmfs: FakeCvmfs) -> None:
+    """Changed (issue 13): in wrapper mode a job whose argv looks like HTCondor's container
+    line is a payload like any other, started inside its container (HTCondor's line is
+    corrected only in native mode: tests/test_wrapper.py)."""
     outer = {"APPTAINER_CONTAINER": "/images/pilot.sif"}  # the glidein runs in a container
     glidein = set_up(tmp_path, fake_cvmfs, env=outer)
-    assert glidein.state.runtime.feature("nested")
+    assert glidein.state.runtime.feature("nested") and glidein.state.decision == "container"
     sandbox = glidein.sandbox()
     job = install_printing_job(tmp_path / "jobs")
     env = glidein.job_env(sandbox)
     seen = job_view(run_wrapper([str(job), "x"], sandbox, env))
     assert seen["argv"] == ["x"]
     image = str(fake_cvmfs.images["rhel9"])
-    htcondor_line = [glidein.state.runtime.path, "-s", "exec", "-S", "/tmp", "-S", "/var/tmp",
-                     "--pwd", "/srv", "-B", f"{sandbox}:/srv", "--no-home", "-C", image,
-                     str(job), "-C", "y"]
-    proc = run_wrapper(htcondor_line, sandbox, env)
+    looks_like_htcondor = [glidein.state.runtime.path, "-s", "exec", "-S", "/tmp", "--pwd",
+                           "/srv", "-B", f"{glidein.work}:/glidein", "--no-home", image,
+                           str(job), "-C", "y"]
+    proc = run_wrapper(looks_like_htcondor, sandbox, env)
     assert job_view(proc)["argv"] == ["-C", "y"]
-    wrapped, corrected = glidein.calls()
+    _, wrapped, own = glidein.calls()
     assert not {"--contain", "--ipc", "--pid", "-C"} & set(wrapped[:wrapped.index(image)])
-    assert corrected == [*htcondor_line[1:12], "--cleanenv", image, str(job), "-C", "y"]
-    assert "HTCondor's container command corrected: -C dropped" in proc.stderr
+    assert wrapped[wrapped.index(image) + 1:] == [
+        "/bin/sh", ".glidein_plugins/glidein_plugins_wrapper.sh", *looks_like_htcondor]
+    assert own == looks_like_htcondor[1:]  # the job's own call, inside its container
 
 
 @pytest.mark.parametrize("container_env", ["clearpaths", "clearall"])
@@ -260,10 +264,12 @@ def test_vo_plugins_add_their_steps_at_job_start_and_may_refuse_a_job(
 def test_setup_without_containers_leaves_jobs_alone(tmp_path: Path,
                                                     fake_cvmfs: FakeCvmfs) -> None:
     glidein = set_up(tmp_path, fake_cvmfs, frontend="NEVER")
-    assert glidein.state is None
+    assert glidein.state is None  # none published: the machine ad says NEVER
+    state = setup_state.load(glidein.work / setup_state.RELATIVE_PATH)
+    assert state.decision == "bare"
     sandbox = glidein.sandbox()
     job = install_printing_job(tmp_path / "jobs")
-    env = {**glidein.glidein_env, "RUNTIME_ARGV_LOG": str(glidein.runtime_log)}
+    env = glidein.job_env(sandbox)
     proc = subprocess.run([str(ROOT / "hooks" / "glidein_plugins_wrapper.sh"), str(job),
                            *ODD_ARGS], cwd=sandbox, env=env, capture_output=True, text=True,
                           timeout=60)
