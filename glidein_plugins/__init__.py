@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from glidein_plugins.context import Context
     from glidein_plugins.errors import FailureType, GlideinFailure
+    from glidein_plugins.options import Option, Options
     from glidein_plugins.results import (
         Attribute,
         AttrType,
@@ -44,6 +45,8 @@ _LAZY = {
     "Context": "glidein_plugins.context",
     "FailureType": "glidein_plugins.errors",
     "GlideinFailure": "glidein_plugins.errors",
+    "Option": "glidein_plugins.options",
+    "Options": "glidein_plugins.options",
     **{name: "glidein_plugins.results" for name in (
         "AttrType", "Attribute", "Bind", "BindVerdict", "ContainerInvocation", "Facts",
         "GpuDevice", "Image", "JobRequest", "Library", "Mode", "ModeDecision",
@@ -88,6 +91,8 @@ __all__ = [
     "Library",
     "Mode",
     "ModeDecision",
+    "Option",
+    "Options",
     "RuntimeCandidate",
     "RuntimeProbe",
     "__version__",

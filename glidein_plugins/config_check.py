@@ -149,8 +149,10 @@ def entry_problems(entry: EntryConfig, declarations: Mapping[str, Options | None
 
 
 def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | None],
-                    known_plugins: Iterable[str]) -> list[ConfigError]:
-    """Every file's sections, every entry merged, and every plugin name, checked."""
+                    known_plugins: Iterable[str],
+                    optional: Container[str] = ()) -> list[ConfigError]:
+    """Every file's sections, every entry merged, and every plugin name (but the ``optional``
+    ones, which may be missing), checked."""
     known = sorted(set(known_plugins))
     errors = [*config.doubts, *section_problems(config.defaults, "defaults", declarations)]
     errors += negotiation_problems(config.entry(""), "defaults")
@@ -158,7 +160,7 @@ def config_problems(config: FactoryConfig, declarations: Mapping[str, Options | 
         errors += section_problems(section, f"entries.{name}", declarations)
         errors += negotiation_problems(config.entry(name), f"entries.{name}")
     for name, where in config.plugin_references():
-        if name not in known:
+        if name not in known and name not in optional:
             errors.append(ConfigError(where, f"unknown plugin {name!r}{suggest(name, known)} "
                                              f"(known: {', '.join(known)})"))
     return sorted(_unique(errors), key=position)
@@ -243,6 +245,14 @@ def plugin_problems(config: FactoryConfig) -> list[ConfigError]:
 
 def check(config: FactoryConfig) -> tuple[list[ConfigError], list[str]]:
     """``(errors, warnings)`` for a loaded config: what ``check-config`` and ``pack`` report."""
+    from glidein_plugins.pack_plugins import enabled  # noqa: PLC0415 - pluggy, only here
+
     found = survey(config)
-    errors = config_problems(config, found.declarations, found.known) + plugin_problems(config)
-    return sorted(_unique(errors), key=position), found.notes
+    optional = {name for name, (_, is_optional) in enabled(config).items()
+                if is_optional and name not in found.known}
+    errors = config_problems(config, found.declarations, found.known, optional)
+    notes = [f"warning: {where}: optional plugin {name!r} is not installed here: entries "
+             "that enable it run without it" for name, where in config.plugin_references()
+             if name in optional]
+    return (sorted(_unique([*errors, *plugin_problems(config)]), key=position),
+            [*found.notes, *dict.fromkeys(notes)])

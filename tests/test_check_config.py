@@ -488,3 +488,21 @@ def test_a_dry_run_with_a_runtime_shows_each_attribute_once(tmp_path: Path,
     report = json.loads(run_cli(["run", "--json"], tmp_path, env).stdout)
     assert {"SINGULARITY_PATH", "GWMS_SINGULARITY_PATH"} <= {a["name"] for a in
                                                               report["attributes"]}
+
+
+def test_an_optional_plugin_that_is_not_installed_is_a_warning_not_an_error(
+        tmp_path: Path) -> None:
+    """``optional``: the entry runs without it, so check-config (and pack) accept it; a plugin
+    an entry enables without marking it optional must be there."""
+    proc = check(tmp_path, "version: 1\nentries:\n  E1:\n    plugins:\n"
+                           "      enable: [nowhere]\n      optional: [nowhere]\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "entries.E1.plugins.optional: optional plugin 'nowhere' is not installed here" in \
+        proc.stderr
+    proc = check(tmp_path, "version: 1\nentries:\n  E1:\n    plugins:\n      enable: [nowhere]\n"
+                           "  E2:\n    plugins: {optional: [nowhere]}\n")
+    known = ("(known: atlas, binds, cms, cvmfs, discovery, gpus, images, launch, mode, osg, "
+             "probe, singularity)")
+    assert problems(proc) == [
+        f":5:16: entries.E1.plugins.enable: unknown plugin 'nowhere' {known}",
+        f":7:26: entries.E2.plugins.optional: unknown plugin 'nowhere' {known}"]

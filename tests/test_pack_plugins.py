@@ -123,9 +123,10 @@ def test_a_plugin_that_cannot_run_on_a_node_stops_pack_naming_it(
 
 def test_an_enabled_plugin_that_is_not_installed_stops_pack(tmp_path: Path) -> None:
     proc = pack_with(tmp_path, entry_enabling("nowhere"))
-    assert proc.returncode == 1
-    assert "plugin nowhere (" in proc.stderr and "entries.yaml:5" in proc.stderr
-    assert "not installed: no 'glidein_plugins' entry point of that name" in proc.stderr
+    assert proc.returncode == 1  # the configs are checked first, as check-config does
+    assert "entries.yaml:5:16: entries.E1.plugins.enable: unknown plugin 'nowhere'" in \
+        proc.stderr
+    assert "nothing written" in proc.stderr and not (tmp_path / "out").exists()
     proc = pack_with(tmp_path, entry_enabling("nowhere", optional=True))
     assert proc.returncode == 0, proc.stderr
     assert "note: plugin nowhere (" in proc.stdout and "optional, left out" in proc.stdout

@@ -173,3 +173,12 @@ def test_setup_cfg_lists_every_package_of_the_wheel() -> None:
     assert found <= listed
     assert listed - found == {"glidein_plugins._tarball.hooks",
                               "glidein_plugins._tarball.factory_configs"}
+
+
+def test_an_install_gets_exactly_the_versions_that_ship() -> None:
+    """install_requires pins the locked versions: `pip install .` (or the wheel) then `pack`
+    works with no download, whatever the index serves that day."""
+    text = (ROOT / "setup.cfg").read_text()
+    requires = text.split("install_requires =")[1].split("\n\n")[0]
+    for dist in LOCKED.values():
+        assert re.search(rf"^\s+{re.escape(dist.requirement)}$", requires, re.MULTILINE), dist

@@ -3,6 +3,7 @@
 
 1. ``glidein_plugins/vendor.lock``: the newest pluggy and PyYAML that run on Python 3.9 (the
    worker nodes' floor), each shipped file's sha256 (what ``glidein-plugins pack`` vendors).
+   setup.cfg's install_requires names the same versions (what any install can pack).
 2. ``constraints.txt``: every package the tests, tox and the tools install, resolved for this
    CPython and for PyPy 3.9 (tox's ``py3`` and ``pypy3``), with the shipped versions forced.
 
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from glidein_plugins import vendor  # noqa: E402
 
 CONSTRAINTS = ROOT / "constraints.txt"
+SETUP_CFG = ROOT / "setup.cfg"
 # what each interpreter's tox environments install, beyond the shipped distributions
 HOST_NEEDS = ["tox", ".[test]", "psutil", "ruff", "mypy<2", "types-PyYAML", "setuptools",
               "wheel", "build", "mkdocs", "mkdocs-material", "mkdocstrings[python]"]
@@ -105,10 +107,15 @@ def refresh() -> None:
                   for wheel in newest_for_python39(Path(tmp))]
     vendor.LOCK.write_text(vendor.format_lock(locked, LOCK_HEADER))
     pins = [dist.requirement for dist in locked]
+    setup_cfg = SETUP_CFG.read_text()
+    for dist in locked:  # install_requires: what ships
+        setup_cfg = re.sub(rf"^(\s+){re.escape(dist.name)}==\S+$",
+                           rf"\g<1>{dist.requirement}", setup_cfg, flags=re.MULTILINE)
+    SETUP_CFG.write_text(setup_cfg)
     host = resolve(sys.executable, HOST_NEEDS, pins)
     pypy = resolve("pypy3", PYPY_NEEDS, pins)
     CONSTRAINTS.write_text(constraints_text(host, pypy))
-    print(f"wrote {vendor.LOCK.relative_to(ROOT)} ({', '.join(pins)}) and "
+    print(f"wrote {vendor.LOCK.relative_to(ROOT)} and setup.cfg ({', '.join(pins)}) and "
           f"{CONSTRAINTS.relative_to(ROOT)} ({len(set(host) | set(pypy))} packages)")
 
 

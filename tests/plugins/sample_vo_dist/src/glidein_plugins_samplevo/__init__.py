@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 
-from glidein_plugins import Attribute, Context, Facts, Image, hookimpl
+from glidein_plugins import Attribute, Context, Facts, Image, Option, Options, checks, hookimpl
 
 REPOSITORY = "sample-vo.example.org"
+# the entry's settings.samplevo, declared once: check-config, pack and the setup check them
+SETTINGS = Options(
+    Option("image", "", checks.text, "the VO's el9 image ('': the one under the node's CVMFS)"),
+    Option("site", "", checks.text, "the site name to advertise ('': GLIDEIN_Site)"),
+)
 
 
 def cvmfs_root(context: Context) -> str:
@@ -21,7 +26,7 @@ def cvmfs_root(context: Context) -> str:
 @hookimpl
 def glidein_images_contribute(context: Context, facts: Facts) -> list[Image]:
     default = os.path.join(cvmfs_root(context), REPOSITORY, "images", "el9")
-    return [Image("rhel9", str(context.settings().get("image", default)))]
+    return [Image("rhel9", str(context.settings().get("image") or default))]
 
 
 @hookimpl
