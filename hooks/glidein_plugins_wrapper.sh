@@ -109,7 +109,8 @@ _gp_path=${PATH+"=$PATH"}
 PATH=/usr/bin:/bin
 export PATH
 # every name of ours starts empty: the job's environment may hold any of them
-_gp_state= _gp_python= _gp_dir= _gp_decision= _gp_conf= _gp_out= _gp_rc= _gp_try=
+_gp_state='' _gp_python='' _gp_dir='' _gp_decision='' _gp_conf='' _gp_out='' _gp_rc=''
+_gp_try=''
 
 case $0 in
     .glidein_plugins/* | /srv/.glidein_plugins/*)
@@ -146,6 +147,7 @@ case $0 in
         case $0 in
             /*) _gp_conf=${0%/*}/.glidein_plugins/decision ;;  # beside condor_job_wrapper.sh
         esac
+        # shellcheck source=/dev/null
         if ! ( . "$_gp_conf" ) 2>/dev/null; then  # standalone: the machine ad names the state
             _gp_conf=
             _gp_state=$(/bin/sed -n -e 's/^[[:space:]]*[Gg][Ll][Ii][Dd][Ee][Ii][Nn]_[Pp][Ll][Uu][Gg][Ii][Nn][Ss]_[Ss][Tt][Aa][Tt][Ee][[:space:]]*=[[:space:]]*"\(.*\)"[[:space:]]*$/\1/' \
@@ -159,6 +161,7 @@ case $0 in
                 /*) _gp_conf=${_gp_state%/*}/decision ;;
                 *) _gp_fail "the machine ad's GLIDEIN_PLUGINS_STATE ($_gp_state) is not an absolute path" ;;
             esac
+            # shellcheck source=/dev/null
             case $_gp_decision in
                 bare) ;;
                 *) ( . "$_gp_conf" ) 2>/dev/null ||

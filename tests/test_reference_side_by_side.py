@@ -6,7 +6,7 @@ The reference is not part of this repository: the test runs only when
 
     git clone https://github.com/glideinWMS/glideinwms /tmp/glideinwms
     GLIDEIN_PLUGINS_REFERENCE=/tmp/glideinwms PYTHONPATH=$PWD \\
-        python -m pytest -q -p no:cacheprovider tests/test_reference_side_by_side.py
+        python -m pytest -q -p no:cacheprovider -m reference tests/test_reference_side_by_side.py
 
 Each scenario builds one node (the kit's fake runtime in the place named, a fake CVMFS tree,
 glidein_config values, environment), copies it, and runs the reference in one copy (``bash
@@ -52,9 +52,10 @@ def reference_dir() -> Path | None:
     raise AssertionError(f"GLIDEIN_PLUGINS_REFERENCE={named}: no {REFERENCE_FILES[0]} there")
 
 
-pytestmark = pytest.mark.skipif(reference_dir() is None,
-                                reason="GLIDEIN_PLUGINS_REFERENCE does not name a GlideinWMS "
-                                       "checkout")
+# deselected by default (pyproject's addopts): run with ``-m reference`` beside a checkout
+pytestmark = [pytest.mark.reference, pytest.mark.skipif(
+    reference_dir() is None,
+    reason="GLIDEIN_PLUGINS_REFERENCE does not name a GlideinWMS checkout")]
 
 
 @dataclass(frozen=True)
