@@ -226,8 +226,11 @@ def become_subreaper() -> bool:
 
 
 def _children() -> list[int]:
-    """The pids whose parent is this process (from /proc; [] without it)."""
-    me = os.getpid()
+    """The pids whose parent is this process and whose session is not ours (from /proc; []
+    without it). Every command runs in a session of its own, which its descendants keep or
+    leave for yet another (setsid): a child in our own session was started by someone else in
+    this process (a plugin's own ``subprocess.run``, a test runner) and is never ours to kill."""
+    me, session = os.getpid(), os.getsid(0)
     found = []
     try:
         names = os.listdir("/proc")
@@ -241,8 +244,9 @@ def _children() -> list[int]:
                 stat = handle.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) "
-        if len(fields) > 1 and fields[1] == str(me).encode():
+        fields = stat[stat.rfind(b")") + 2:].split()  # state ppid pgrp session ...
+        if len(fields) > 3 and fields[1] == str(me).encode() and \
+                fields[3] != str(session).encode():
             found.append(int(name))
     return found
 

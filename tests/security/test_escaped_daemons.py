@@ -115,3 +115,25 @@ def test_a_command_that_escaped_its_group_is_killed_when_it_ends_or_nothing_chan
     finally:
         if alive(int(pid)):
             os.kill(int(pid), 9)
+
+
+SPARED = '''
+import subprocess, sys
+from glidein_plugins import commands
+print(commands.become_subreaper(), flush=True)
+# started by other code in this process (a plugin's own subprocess.run, a test runner): it is
+# in our session, so the reaping after a command must leave it alone
+sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+for _ in range(3):
+    commands.run(["true"], timeout=10)
+print(sleeper.poll() is None, flush=True)
+sleeper.kill()
+'''
+
+
+def test_reaping_never_kills_a_child_that_another_part_of_the_process_started() -> None:
+    proc = subprocess.run([sys.executable, "-c", SPARED], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]  # a reaper, and the sleeper still running
