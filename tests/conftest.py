@@ -306,6 +306,25 @@ def installed(tmp_path_factory) -> dict[str, Path]:
 
 
 
+
+def starter_view(work: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """What HTCondor's starter makes of a glidein's ``condor_vars.lst``: the variables exported
+    to the job's environment, and the attributes published in the machine ad (ClassAd text)."""
+    config = gconfig_values(work / "glidein_config")
+    exported, published = {}, {}
+    for line in (work / "condor_vars.lst").read_text().splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) != 7 or not config.get(fields[0]):
+            continue
+        var, kind, _, condor_name, _, to_startd, job_env = fields
+        condor_name = var if condor_name == "+" else condor_name
+        if job_env != "-":
+            exported[{"+": var, "@": condor_name}.get(job_env, job_env)] = config[var]
+        if to_startd == "Y":
+            published[condor_name] = ad_string(config[var]) if kind == "S" else config[var]
+    return exported, published
+
+
 # -- the glidein tarball, unpacked and run as on a node ------------------------------------
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from conftest import (
     ROOT,
     FakeCvmfs,
     ad_string,
-    gconfig_values,
     glidein_result,
     install_container_runtime,
     install_printing_job,
@@ -26,6 +25,7 @@ from conftest import (
     run_cli,
     run_wrapper,
     runtime_calls,
+    starter_view,
     write_ad,
 )
 
@@ -76,20 +76,7 @@ class Glidein:
         condor_vars.lst line with a JobEnv column, its glidein_config value: the state's path,
         the launch mode...), and what the starter sets (the ads in the sandbox, the machine
         ad with every attribute condor_startup.sh gave the startd; the error file)."""
-        config = gconfig_values(self.work / "glidein_config")
-        exported, published = {}, {}
-        for line in (self.work / "condor_vars.lst").read_text().splitlines():
-            if line.startswith("#") or len(line.split()) != 7:
-                continue
-            var, kind, _, condor_name, _, to_startd, job_env = line.split()
-            if not config.get(var):
-                continue
-            condor_name = var if condor_name == "+" else condor_name
-            if job_env != "-":
-                exported[{"+": var, "@": condor_name}.get(job_env, job_env)] = config[var]
-            if to_startd == "Y":
-                published[condor_name] = (ad_string(config[var]) if kind == "S"
-                                          else config[var])
+        exported, published = starter_view(self.work)
         return {
             **self.glidein_env, **exported,
             "_CONDOR_JOB_AD": str(write_ad(sandbox / ".job.ad", {

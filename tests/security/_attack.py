@@ -26,13 +26,13 @@ from conftest import (
     FakeBin,
     FakeCvmfs,
     ad_string,
-    gconfig_values,
     glidein_result,
     install_container_runtime,
     install_printing_job,
     make_work_dir,
     run_cli,
     runtime_calls,
+    starter_view,
     write_ad,
     write_executable,
 )
@@ -108,19 +108,7 @@ class Glidein:
         """The job's environment as the starter gives it: the glidein's, what condor_startup.sh
         exports to jobs from condor_vars.lst, the ads in the sandbox (the machine ad with every
         attribute published to the startd), the error file; then the job's own ``values``."""
-        config = gconfig_values(self.work / "glidein_config")
-        exported, published = {}, {}
-        for line in (self.work / "condor_vars.lst").read_text().splitlines():
-            fields = line.split()
-            if line.startswith("#") or len(fields) != 7 or not config.get(fields[0]):
-                continue
-            var, kind, _, condor_name, _, to_startd, job_env = fields
-            condor_name = var if condor_name == "+" else condor_name
-            if job_env != "-":
-                exported[{"+": var, "@": condor_name}.get(job_env, job_env)] = config[var]
-            if to_startd == "Y":
-                published[condor_name] = (ad_string(config[var]) if kind == "S"
-                                          else config[var])
+        exported, published = starter_view(self.work)
         return {
             **self.env, **exported,
             "_CONDOR_JOB_AD": str(write_ad(sandbox / ".job.ad", {
