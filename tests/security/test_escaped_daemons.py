@@ -29,12 +29,17 @@ DAEMONIC = '''#!{python} -S
 import os, sys
 if os.fork() == 0:
     os.setsid()
+    ready, written = os.pipe()
     if os.fork() == 0:
+        os.close(ready)
         with open({pids!r}, "a") as handle:
             handle.write(str(os.getpid()) + "\\n")
+        os.close(written)  # its pid is on record before the runtime can end (and reap it)
         for fd in (0, 1, 2):
             os.close(fd)
         os.execv("/bin/sleep", ["sleep", "300"])
+    os.close(written)
+    os.read(ready, 1)  # end of file: the daemon wrote its pid
     os._exit(0)
 os.wait()
 os.execv(sys.argv[0] + ".real", [sys.argv[0] + ".real", *sys.argv[1:]])
