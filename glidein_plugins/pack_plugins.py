@@ -18,6 +18,7 @@ from pathlib import Path
 from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.factory_config import FactoryConfig
 from glidein_plugins.manager import entry_points
+from glidein_plugins.vendor import LICENSE, normal_name
 
 COMPILED = (".so", ".pyd", ".dylib", ".dll")
 # what a shipped plugin may require: the tarball holds these (psutil is optional everywhere)
@@ -132,10 +133,10 @@ def _distribution(name: str, plugins: tuple[str, ...]) -> Shipped:
             info_dir = top
             if rest in ("METADATA", "entry_points.txt"):
                 files[path] = Path(str(item.locate()))
-            elif re.search(r"(LICEN[CS]E|COPYING)", item.name, re.IGNORECASE):
+            elif LICENSE.search(item.name):
                 files[f"licenses/{name}-{item.name}"] = Path(str(item.locate()))
             continue
-        if top.removesuffix(".py") in TARBALL_NAMES or top == "glidein_plugins":
+        if top.removesuffix(".py") in TARBALL_NAMES:
             raise CannotShip(f"{label} installs {top}, which would replace the tarball's own")
         files[path] = Path(str(item.locate()))
     if not info_dir or f"{info_dir}/entry_points.txt" not in files:
@@ -154,4 +155,4 @@ def _installed(name: str) -> metadata.Distribution:
 
 
 def _requirement_name(requirement: str) -> str:
-    return re.sub(r"[-_.]+", "_", re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]).lower()
+    return normal_name(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])

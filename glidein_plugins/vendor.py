@@ -28,7 +28,7 @@ LOCK = Path(__file__).with_name("vendor.lock")
 # what ships of each distribution: its import name (the tarball's top-level directory) and the
 # file name endings taken from it (PyYAML's C extension stays behind: the pure loader is used)
 SHIPPED = {"pluggy": ("pluggy", (".py", "py.typed")), "PyYAML": ("yaml", (".py",))}
-_LICENSE = re.compile(r"(LICEN[CS]E|COPYING)", re.IGNORECASE)
+LICENSE = re.compile(r"(LICEN[CS]E|COPYING)", re.IGNORECASE)  # a licence file's name
 _SDIST_ROOTS = ("src/", "lib/", "")  # where an sdist keeps its package
 
 
@@ -85,7 +85,7 @@ def format_lock(locked: Iterable[Locked], header: str) -> str:
 def lock_entry(archive: Path, license: str) -> Locked:
     """The lock entry of a wheel or sdist (for ``tools/lock.py``): its shipped files' hashes."""
     name, version = _archive_name(archive.name)
-    dist = next((known for known in SHIPPED if _normal(known) == _normal(name)), "")
+    dist = next((known for known in SHIPPED if normal_name(known) == normal_name(name)), "")
     if not dist:
         raise VendorError(f"{archive.name}: not one of the shipped distributions "
                           f"({', '.join(SHIPPED)})")
@@ -140,7 +140,8 @@ def _candidates(locked: Locked,
                     f"{archive}: not a readable wheel or sdist", None)
 
 
-def _normal(name: str) -> str:
+def normal_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``PyYAML`` = ``pyyaml``)."""
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
@@ -153,7 +154,7 @@ def _archive_name(filename: str) -> tuple[str, str]:
 
 def _is_archive_of(filename: str, locked: Locked) -> bool:
     name, version = _archive_name(filename)
-    return _normal(name) == _normal(locked.name) and version == locked.version
+    return normal_name(name) == normal_name(locked.name) and version == locked.version
 
 
 def _installed(locked: Locked) -> tuple[str, dict[str, bytes] | None]:
@@ -176,7 +177,7 @@ def _installed(locked: Locked) -> tuple[str, dict[str, bytes] | None]:
             if path.is_file():
                 contents[name] = path.read_bytes()
     for item in dist.files or ():
-        if ".dist-info/" in item.as_posix() and _LICENSE.search(item.name):
+        if ".dist-info/" in item.as_posix() and LICENSE.search(item.name):
             contents[f"licenses/{locked.name}-{item.name}"] = Path(str(item.locate())).read_bytes()
     return f"installed {locked.name} {dist.version} ({root})", contents
 
@@ -189,7 +190,7 @@ def _archive(path: Path, locked: Locked) -> dict[str, bytes]:
     for name, data in _members(path):
         inner = name.split("/", 1)[1] if sdist and "/" in name else name
         base = inner.rsplit("/", 1)[-1]
-        if _LICENSE.search(base) and (inner == base or ".dist-info/" in inner):
+        if LICENSE.search(base) and (inner == base or ".dist-info/" in inner):
             contents.setdefault(f"licenses/{locked.name}-{base}", data)
             continue
         for root in _SDIST_ROOTS if sdist else ("",):
