@@ -43,7 +43,7 @@ import _common as c
 
 WRAPPER = c.ROOT / "hooks" / "glidein_plugins_wrapper.sh"
 HEAVY = ("re", "dataclasses", "inspect", "typing", "enum", "subprocess", "json", "pathlib",
-         "concurrent.futures", "pluggy", "yaml", "glidein_plugins.results")
+         "concurrent.futures", "pluggy", "yaml", "glidein_plugins.spec.results")
 REPOS = ("cms.cern.ch", "oasis.opensciencegrid.org")
 BASELINES = ("python3 -S -c pass", "python3 -I -S -c pass", "/bin/sh -c :")
 TARGET_RATIO = 2.0
@@ -157,7 +157,7 @@ def python_imports(scenario: Case, state: str) -> dict[str, Any]:
     argv, env, cwd = scenario
     assert env is not None
     code = ("import sys; sys.path.insert(0, sys.argv[3]); "
-            "from glidein_plugins.wrap import hook; sys.exit(hook(sys.argv[1:]))")
+            "from glidein_plugins.jobstart.wrap import hook; sys.exit(hook(sys.argv[1:]))")
     proc = subprocess.run([c.PYTHON, "-X", "importtime", "-I", "-S", "-c", c.marked_code(code),
                            str(state), str(WRAPPER), str(c.ROOT), *argv[1:]],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=120,

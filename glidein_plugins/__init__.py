@@ -2,10 +2,11 @@
 
 The public API for VO plugin authors: the ``hookimpl`` marker, the typed results, the
 ``Context`` every hook receives, and ``GlideinFailure`` to veto a node. See
-``glidein_plugins.hookspecs`` for the hooks.
+``glidein_plugins.spec.hookspecs`` for the hooks.
 
 Every name is imported on first use (PEP 562): the job wrapper imports
-``glidein_plugins.launch`` for every job, and must not pay for pluggy, YAML or the typed results
+``glidein_plugins.jobstart.launch`` for every job, and must not pay for pluggy, YAML or the typed
+results
 it does not use. ``from glidein_plugins import hookimpl, Attribute`` works as usual.
 """
 
@@ -17,10 +18,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     import pluggy
 
-    from glidein_plugins.context import Context
+    from glidein_plugins.config.options import Option, Options
     from glidein_plugins.errors import FailureType, GlideinFailure
-    from glidein_plugins.options import Option, Options
-    from glidein_plugins.results import (
+    from glidein_plugins.spec.context import Context
+    from glidein_plugins.spec.results import (
         Attribute,
         AttrType,
         Bind,
@@ -42,12 +43,12 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it ("" for hookimpl, made here)
 _LAZY = {
-    "Context": "glidein_plugins.context",
+    "Context": "glidein_plugins.spec.context",
     "FailureType": "glidein_plugins.errors",
     "GlideinFailure": "glidein_plugins.errors",
-    "Option": "glidein_plugins.options",
-    "Options": "glidein_plugins.options",
-    **{name: "glidein_plugins.results" for name in (
+    "Option": "glidein_plugins.config.options",
+    "Options": "glidein_plugins.config.options",
+    **{name: "glidein_plugins.spec.results" for name in (
         "AttrType", "Attribute", "Bind", "BindVerdict", "ContainerInvocation", "Facts",
         "GpuDevice", "Image", "JobRequest", "Library", "Mode", "ModeDecision",
         "RuntimeCandidate", "RuntimeProbe", "flag")},
@@ -63,7 +64,7 @@ def __getattr__(name: str) -> object:
 
     if name == "hookimpl":
         pluggy_module = importlib.import_module("pluggy")
-        hookspecs = importlib.import_module("glidein_plugins.hookspecs")
+        hookspecs = importlib.import_module("glidein_plugins.spec.hookspecs")
         value: object = pluggy_module.HookimplMarker(hookspecs.PROJECT)
     else:
         value = getattr(importlib.import_module(_LAZY[name]), name)

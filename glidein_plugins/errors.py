@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -42,3 +43,11 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """A factory config (YAML) or glidein_config problem."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the glidein must stop."""
+
+    type: FailureType
+    message: str

@@ -17,7 +17,7 @@
 #   DIR/factory_configs/*.yaml              the factory's per-entry configuration
 #
 # It runs `glidein_plugins periodic`, which re-checks the runtime, CVMFS and the disk within a
-# time budget and prints startd-cron lines `NAME = value` (see glidein_plugins/periodic.py).
+# time budget and prints startd-cron lines `NAME = value` (see glidein_plugins/runs/periodic.py).
 # It never fails (a failing periodic script only sets GLIDEIN_PS_OK = False, and a failing
 # first run would stop the glidein): without a usable Python, or when Python prints nothing,
 # hangs or crashes, it prints `GLIDEIN_PLUGINS_PERIODIC_OK = False` with the reason itself

@@ -21,7 +21,8 @@ CHILD_TIMEOUT = 60  # seconds: generous, for a loaded 2-core machine
 # package and what it imports are loaded: /root may be closed to nobody). Paths must then be
 # relative to the child's cwd, which only needs to be searchable by nobody.
 DROP_ROOT = (
-    "import glidein_plugins.glidein_config, glidein_plugins.condor_vars\n"
+    "import glidein_plugins.protocol.glideinwms.glidein_config\n"
+    "import glidein_plugins.protocol.glideinwms.condor_vars\n"
     "if os.geteuid() == 0:\n"
     "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
 )

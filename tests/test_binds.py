@@ -1,4 +1,5 @@
-"""Bind-mount lists (``glidein_plugins.binds``): GlideinWMS's ``src[:dst[:opts]]`` syntax, the
+"""Bind-mount lists (``glidein_plugins.container.binds``): GlideinWMS's ``src[:dst[:opts]]``
+syntax, the
 canonical form, and properties (hypothesis): round trip, no crash but InputError, no newline."""
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from glidein_plugins.binds import format_bind, format_list, make, masks_container, parse
+from glidein_plugins.container.binds import format_bind, format_list, make, masks_container, parse
 from glidein_plugins.errors import InputError
-from glidein_plugins.results import Bind
+from glidein_plugins.spec.results import Bind
 
 
 @pytest.mark.parametrize("text, binds", [

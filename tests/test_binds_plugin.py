@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from glidein_plugins import glidein_config, manager
 from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import binds as plugin
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.engine import manager
+from glidein_plugins.engine.runner import Runner
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.factory_config import EntryConfig, Setting
-from glidein_plugins.results import (
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.results import (
     Bind,
     Facts,
     GpuDevice,
@@ -25,7 +27,6 @@ from glidein_plugins.results import (
     RuntimeCandidate,
     RuntimeProbe,
 )
-from glidein_plugins.runner import Runner
 
 DEFAULTS = [Bind(path, origin="default") for path in (
     "/hadoop", "/ceph", "/hdfs", "/lizard", "/mnt/hadoop", "/mnt/hdfs", "/etc/hosts",

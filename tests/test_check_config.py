@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, bare_node_env, glidein_result, make_work_dir, report_table, run_cli
 
-from glidein_plugins import cli, config_show, factory_config, options
-from glidein_plugins.config_check import ATTRIBUTE_RULES
-from glidein_plugins.config_yaml import MAX_DEPTH
+from glidein_plugins import cli
+from glidein_plugins.cli import config_show
+from glidein_plugins.config import factory_config, options
+from glidein_plugins.config.config_yaml import MAX_DEPTH
+from glidein_plugins.engine.config_check import ATTRIBUTE_RULES
 
 DATA = Path(__file__).parent / "data" / "factory"
 SITE = DATA / "site.yaml"
@@ -383,7 +385,7 @@ def test_json_numbers_are_numbers(tmp_path: Path) -> None:
 
 
 def test_plural() -> None:
-    from glidein_plugins.report_text import plural  # noqa: PLC0415
+    from glidein_plugins.cli.report_text import plural  # noqa: PLC0415
 
     assert [plural(n, "candidate") for n in (0, 1, 2)] == [
         "0 candidates", "1 candidate", "2 candidates"]
@@ -392,8 +394,8 @@ def test_plural() -> None:
 
 def test_one_name_per_attribute_in_tables_the_others_with_v() -> None:
     from glidein_plugins.builtin.singularity import PREFIXES  # noqa: PLC0415
-    from glidein_plugins.report_text import alias_groups  # noqa: PLC0415
-    from glidein_plugins.results import Attribute  # noqa: PLC0415
+    from glidein_plugins.cli.report_text import alias_groups  # noqa: PLC0415
+    from glidein_plugins.spec.results import Attribute  # noqa: PLC0415
 
     published = [Attribute(prefix + suffix, value, plugin="singularity")
                  for suffix, value in (("PATH", "/usr/bin/apptainer"), ("VERSION", "1.3.4"))
@@ -407,8 +409,9 @@ def test_one_name_per_attribute_in_tables_the_others_with_v() -> None:
 
 
 VO_PLUGIN = '''
-from glidein_plugins import Attribute, checks, hookimpl
-from glidein_plugins.options import Option, Options
+from glidein_plugins import Attribute, hookimpl
+from glidein_plugins.spec import checks
+from glidein_plugins.config.options import Option, Options
 
 SETTINGS = Options(
     Option("profile", "default", checks.text, "the profile advertised as MYVO_PROFILE"),

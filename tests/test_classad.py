@@ -15,7 +15,7 @@ from _proto_support import CHILD_TIMEOUT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import classad, reserved
+from glidein_plugins.protocol.htcondor import classad, reserved
 
 FIXTURE_SETTINGS = settings(deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture])
@@ -292,7 +292,7 @@ def test_other_names_are_free(name: str) -> None:
 
 def test_every_knob_of_native_mode_is_reserved() -> None:
     """A plugin cannot fight the HTCondor-native launch the package configures itself."""
-    from glidein_plugins import native  # noqa: PLC0415
+    from glidein_plugins.jobstart import native  # noqa: PLC0415
 
     assert all(reserved.why(knob) for knob in native.KNOBS)
 
@@ -325,11 +325,11 @@ def builtin_names(tmp_path: Path, fake_cvmfs) -> set[str]:
     CVMFS repositories and (asked directly) NVIDIA and AMD GPUs with their libraries."""
     from conftest import glidein_result, make_work_dir, run_cli  # noqa: PLC0415
 
-    from glidein_plugins import glidein_config  # noqa: PLC0415
     from glidein_plugins.builtin import gpus  # noqa: PLC0415
-    from glidein_plugins.context import Context, Deadline  # noqa: PLC0415
-    from glidein_plugins.factory_config import EntryConfig  # noqa: PLC0415
-    from glidein_plugins.results import Facts, GpuDevice, Library  # noqa: PLC0415
+    from glidein_plugins.config.model import EntryConfig  # noqa: PLC0415
+    from glidein_plugins.protocol.glideinwms import glidein_config  # noqa: PLC0415
+    from glidein_plugins.spec.context import Context, Deadline  # noqa: PLC0415
+    from glidein_plugins.spec.results import Facts, GpuDevice, Library  # noqa: PLC0415
 
     fake_cvmfs.bin.install_runtime("apptainer")
     (fake_cvmfs.root / "cms.cern.ch").mkdir()

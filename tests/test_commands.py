@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _proto_support import wait_gone
 
-from glidein_plugins.commands import OUTPUT_LIMIT, run
+from glidein_plugins.node.commands import OUTPUT_LIMIT, run
 
 PY = sys.executable
 QUICK = 10.0  # seconds: a bound for "did not hang", generous for a loaded machine

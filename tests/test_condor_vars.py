@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from _proto_support import CHILD_TIMEOUT
 
-from glidein_plugins import condor_vars
-from glidein_plugins.condor_vars import VarLine
 from glidein_plugins.errors import ConfigError
+from glidein_plugins.protocol.glideinwms import condor_vars
+from glidein_plugins.protocol.glideinwms.condor_vars import VarLine
 
 HEADER = b"# VarName Type Default CondorName Required Export UserJobEnvName\n"
 

@@ -20,9 +20,10 @@ from conftest import bare_node_env, make_work_dir
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import config_check, factory_config, options
+from glidein_plugins.config import factory_config, options
+from glidein_plugins.engine import config_check
 from glidein_plugins.errors import FailureType
-from glidein_plugins.session import run_setup
+from glidein_plugins.runs.session import run_setup
 
 DECLARED = options.builtin_declarations()
 WORDS = ["", "x", "-x", "--nv", "/abs/path", "relative/path", "oasis.opensciencegrid.org",

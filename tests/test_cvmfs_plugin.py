@@ -22,12 +22,14 @@ from conftest import (
     startd_values,
 )
 
-from glidein_plugins import commands, factory_config, glidein_config
 from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import cvmfs as plugin
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config import factory_config
+from glidein_plugins.config.model import EntryConfig, Setting
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.factory_config import EntryConfig, Setting
+from glidein_plugins.node import commands
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
 
 WHERE = "osg.yaml:7"  # where the tests' settings claim to come from
 KEY = "GLIDEIN_CVMFS_REPOS"

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from glidein_plugins import factory_config
+from glidein_plugins.config import factory_config
+from glidein_plugins.config.model import Setting
 from glidein_plugins.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "factory"
@@ -48,7 +49,7 @@ def test_embedded_defaults_alone() -> None:
     entry = factory_config.load().entry("ANY")
     assert (entry.name, entry.budget_seconds) == ("ANY", 120.0)
     assert (entry.enable, entry.disable, entry.required, entry.directories) == ((),) * 4
-    assert entry.attributes[EMBEDDED_REQUIRE] == factory_config.Setting(
+    assert entry.attributes[EMBEDDED_REQUIRE] == Setting(
         "OPTIONAL", where(factory_config.EMBEDDED, EMBEDDED_REQUIRE))
     assert entry.settings == {}
 
@@ -87,7 +88,7 @@ def test_files_merge_in_order_lists_accumulate_mappings_override() -> None:
     one = config.entry("CE_ONE")
     assert one.required == ("mode", "images")  # accumulated, each once, in order
     assert one.enable == ("mode",)
-    assert one.attributes["SITE_FLAG"] == factory_config.Setting("no", where(OVERRIDE, "SITE_FLAG"))
+    assert one.attributes["SITE_FLAG"] == Setting("no", where(OVERRIDE, "SITE_FLAG"))
     assert one.attributes[EMBEDDED_REQUIRE].value == "REQUIRED"
     assert one.plugin_settings("probe") == {
         "test_image": "/cvmfs/img/el9", "timeout": 20, "cache_ttl": 0}

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 SHIPPED = sorted((ROOT / "factory_configs").glob("*.yaml"))
-EMBEDDED = ROOT / "glidein_plugins" / "default_config.yaml"
+EMBEDDED = ROOT / "glidein_plugins" / "config" / "default_config.yaml"
 EXAMPLE = ROOT / "factory_configs" / "example.yaml"
 
 

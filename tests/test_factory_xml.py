@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from glidein_plugins import pack
+from glidein_plugins.tarball import pack
 
 UNTAR = {"cond_attr": "GLIDEIN_PLUGINS_ENABLED", "dir": "glidein_plugins",
          "absdir_outattr": "GLIDEIN_PLUGINS_DIR"}

@@ -35,7 +35,7 @@ from conftest import (
 from gpu_fakes.fakenode import FAKES as GPU_FAKES
 from test_periodic import Node, make_reader
 
-from glidein_plugins import glidein_config as gc
+from glidein_plugins.protocol.glideinwms import glidein_config as gc
 from glidein_plugins.testing import make_fake_bin, make_fake_cvmfs
 
 try:

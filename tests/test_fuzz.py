@@ -43,19 +43,13 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from glidein_plugins import (
-    advertise,
-    binds,
-    classad,
-    cli,
-    condor_vars,
-    glidein_config,
-    images,
-    job_ad,
-    wrap,
-)
+from glidein_plugins import cli
+from glidein_plugins.container import binds, images
 from glidein_plugins.errors import InputError
-from glidein_plugins.results import Attribute
+from glidein_plugins.jobstart import wrap
+from glidein_plugins.protocol.glideinwms import advertise, condor_vars, glidein_config
+from glidein_plugins.protocol.htcondor import classad, job_ad
+from glidein_plugins.spec.results import Attribute
 from glidein_plugins.testing import FakeCvmfs, make_fake_bin, make_fake_cvmfs, make_work_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from _proto_support import CHILD_TIMEOUT, DROP_ROOT, python_popen, python_run
 
-from glidein_plugins import atomic
-from glidein_plugins import glidein_config as gc
 from glidein_plugins.errors import ConfigError
+from glidein_plugins.node import atomic
+from glidein_plugins.protocol.glideinwms import glidein_config as gc
 
 UPDATE_ONE = (
     "from pathlib import Path\n"
-    "from glidein_plugins.glidein_config import update\n"
+    "from glidein_plugins.protocol.glideinwms.glidein_config import update\n"
 )
 
 
@@ -115,7 +115,7 @@ def test_glidein_config_without_read_permission_is_a_config_error(tmp_path: Path
     (directory / "glidein_config").chmod(0)
     result = python_run(DROP_ROOT + (
         "from pathlib import Path\n"
-        "from glidein_plugins import glidein_config as gc\n"
+        "from glidein_plugins.protocol.glideinwms import glidein_config as gc\n"
         "try:\n"
         "    gc.read(Path('glidein_config'))\n"
         "except gc.ConfigError as exc:\n"
@@ -286,7 +286,8 @@ def test_stale_lock_is_broken_after_stale_after(config: Path, dead_pid: int, hol
 
 def test_lock_of_a_live_writer_is_waited_for_then_broken_once_it_is_killed(config: Path) -> None:
     holder = python_popen(
-        "import time\nfrom pathlib import Path\nfrom glidein_plugins.glidein_config import Lock\n"
+        "import time\nfrom pathlib import Path\n"
+        "from glidein_plugins.protocol.glideinwms.glidein_config import Lock\n"
         "with Lock(Path('glidein_config')):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n", cwd=config.parent, stdout=subprocess.PIPE)
@@ -349,7 +350,7 @@ def test_read_only_directory_is_a_config_error_and_the_file_stays(tmp_path: Path
     try:
         result = python_run(DROP_ROOT + (
             "from pathlib import Path\n"
-            "from glidein_plugins import glidein_config as gc\n"
+            "from glidein_plugins.protocol.glideinwms import glidein_config as gc\n"
             "try:\n"
             "    gc.update(Path('glidein_config'), {'A': '2'})\n"
             "except gc.ConfigError as exc:\n"
@@ -385,7 +386,7 @@ def test_write_failure_is_a_config_error_and_the_file_stays(tmp_path: Path, limi
     result = python_run((
         "import resource, signal\n"
         "from pathlib import Path\n"
-        "from glidein_plugins import glidein_config as gc\n"
+        "from glidein_plugins.protocol.glideinwms import glidein_config as gc\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2)\n"
         "try:\n"

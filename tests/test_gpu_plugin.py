@@ -17,14 +17,15 @@ import pytest
 from conftest import IS_PYPY, ROOT, GlideinResult, glidein_result, make_work_dir, startd_values
 from gpu_fakes.fakenode import FAKES, FakeNode, scenario
 
-from glidein_plugins import commands, glidein_config
 from glidein_plugins.builtin import gpus
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config.model import EntryConfig, Setting
 from glidein_plugins.errors import GlideinFailure
-from glidein_plugins.factory_config import EntryConfig, Setting
 from glidein_plugins.gpu import container, libraries
 from glidein_plugins.gpu.common import Host
-from glidein_plugins.results import Facts, GpuDevice, Library
+from glidein_plugins.node import commands
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.results import Facts, GpuDevice, Library
 
 H100 = "NVIDIA H100 80GB HBM3"
 ALWAYS = ["HAS_GPU", "GLIDEIN_GPU_COUNT", "GLIDEIN_GPU_VENDOR", "HAS_CUDA", "HAS_ROCM",

@@ -13,7 +13,7 @@ import pytest
 
 from glidein_plugins.gpu import amd, condor, nvidia
 from glidein_plugins.gpu.common import Enumerated, Host
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.spec.results import GpuDevice
 
 CORPUS = Path(__file__).parent / "gpu_real"
 EXPECTED: dict[str, Any] = {name: value for name, value in json.loads(

@@ -15,7 +15,7 @@ from gpu_fakes.fakenode import FAKES, FakeNode, scenario
 
 from glidein_plugins.gpu import amd, assignment, condor, libraries, nvidia
 from glidein_plugins.gpu.common import Enumerated, missing_value, pci_bus_id, to_int, uuid_key
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.spec.results import GpuDevice
 
 CONDOR = FAKES / "condor"
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from conftest import ROOT, docs_hooks, run_cli
 
-from glidein_plugins import hookref, hookspecs
-from glidein_plugins.runner import POLICIES
+from glidein_plugins.engine import hookref
+from glidein_plugins.engine.runner import POLICIES
+from glidein_plugins.spec import hookspecs
 
 HOOKS = hookref.hooks()
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import docs_hooks
 
-from glidein_plugins import hookspecs, manager, runner
+from glidein_plugins.engine import manager, runner
+from glidein_plugins.spec import hookspecs
 
 TESTS = Path(__file__).resolve().parent
 SPECS = {name: function for name, function in vars(hookspecs).items()

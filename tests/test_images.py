@@ -1,4 +1,5 @@
-"""The images dict and platform lists (``glidein_plugins.images``): GlideinWMS's syntax, checked
+"""The images dict and platform lists (``glidein_plugins.container.images``): GlideinWMS's syntax,
+checked
 against GlideinWMS's own ``dict_get_val`` expression run by the real ``expr``, plus properties
 (hypothesis) and the platform preference order."""
 
@@ -12,11 +13,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from glidein_plugins import glidein_config
-from glidein_plugins.context import Context, Deadline
-from glidein_plugins.errors import InputError
-from glidein_plugins.factory_config import EntryConfig, Setting
-from glidein_plugins.images import (
+from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.container.images import (
     ANY_ORDER,
     REMOTE_SCHEMES,
     format_dict,
@@ -28,6 +26,9 @@ from glidein_plugins.images import (
     rebase_cvmfs,
     under,
 )
+from glidein_plugins.errors import InputError
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
 
 # -- parsing and formatting ---------------------------------------------------------------------
 

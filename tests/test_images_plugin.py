@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from conftest import glidein_result, make_work_dir, run_cli, startd_values
 
-from glidein_plugins import glidein_config, manager
 from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import images as plugin
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.engine import manager
+from glidein_plugins.engine.runner import Runner
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.factory_config import EntryConfig, Setting
-from glidein_plugins.results import Facts, Image
-from glidein_plugins.runner import Runner
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.results import Facts, Image
 
 OSG = "/cvmfs/singularity.opensciencegrid.org/opensciencegrid"
 

@@ -1,4 +1,5 @@
-"""The job/machine ad reader (``glidein_plugins.job_ad``) against HTCondor's own parser.
+"""The job/machine ad reader (``glidein_plugins.protocol.htcondor.job_ad``) against HTCondor's own
+parser.
 
 Ads are written as HTCondor writes ``.job.ad``/``.machine.ad`` (old ClassAd syntax, long
 format: ``classad2.ClassAd.printOld``, what the starter and ``condor_q -long`` print), and what
@@ -15,8 +16,8 @@ from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import job_ad
 from glidein_plugins.errors import InputError
+from glidein_plugins.protocol.htcondor import job_ad
 
 # what a real job ad holds, and the awkward values: '=' inside, quotes, backslashes (old syntax
 # does not escape them), lists, nested expressions, a string that is an expression's operand
@@ -181,10 +182,10 @@ def test_an_ad_built_in_memory() -> None:
 def test_reading_an_ad_imports_neither_re_nor_the_heavy_modules(tmp_path: Path) -> None:
     """The reader is on the per-job path: standard library only, without ``re``."""
     (tmp_path / "ad").write_text('A = "x"\n')
-    code = ("import sys; from glidein_plugins import job_ad; "
+    code = ("import sys; from glidein_plugins.protocol.htcondor import job_ad; "
             f"assert job_ad.read({str(tmp_path / 'ad')!r}).string('A') == 'x'; "
             "print(' '.join(sorted(set(sys.modules) & {'re', 'json', 'dataclasses', "
-            "'typing', 'enum', 'pluggy', 'yaml', 'glidein_plugins.results'})))")
+            "'typing', 'enum', 'pluggy', 'yaml', 'glidein_plugins.spec.results'})))")
     proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

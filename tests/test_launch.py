@@ -1,4 +1,4 @@
-"""The container invocation for a job (``glidein_plugins.launch.build``) and the built-in
+"""The container invocation for a job (``glidein_plugins.jobstart.launch.build``) and the built-in
 ``launch`` plugin: every rule, on real files (a fake CVMFS tree with real symlinks; the image's
 real path is found by the real bounded child process)."""
 
@@ -14,20 +14,23 @@ from conftest import ROOT, FakeCvmfs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import glidein_config, launch, manager, results, setup_state
 from glidein_plugins.builtin import launch as launch_plugin
-from glidein_plugins.context import Context, Deadline
-from glidein_plugins.factory_config import EntryConfig
+from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.engine import manager
+from glidein_plugins.engine.runner import Runner, Stop
 from glidein_plugins.gpu import assignment, container
-from glidein_plugins.job_ad import Ad
-from glidein_plugins.runner import Runner, Stop
-from glidein_plugins.setup_state import (
+from glidein_plugins.jobstart import launch, setup_state
+from glidein_plugins.jobstart.setup_state import (
     BindState,
     ImageState,
     ModeState,
     RuntimeState,
     SetupState,
 )
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.protocol.htcondor.job_ad import Ad
+from glidein_plugins.spec import results
+from glidein_plugins.spec.context import Context, Deadline
 
 RUNTIME = "/opt/apptainer/bin/apptainer"
 PROD = ["--ipc", "--contain", "--pid"]
@@ -486,16 +489,18 @@ def test_the_per_job_path_needs_neither_pluggy_nor_yaml(tmp_path: Path, fake_cvm
     path = tmp_path / "state.json"
     setup_state.save(path, node_state(fake_cvmfs, tmp_path))
     (sandbox / ".job.ad").write_text('RequestGPUs = 0\nREQUIRED_OS = "rhel8"\n')
-    heavy = ("{'pluggy', 'yaml', 'json', 'typing', 'dataclasses', 're', 'glidein_plugins.results',"
-             " 'glidein_plugins.context'}")
-    code = (f"import sys; import glidein_plugins.launch; print(*sorted(set(sys.modules) & {heavy}))"
-            "; from glidein_plugins import job_ad, launch, setup_state; "
+    heavy = ("{'pluggy', 'yaml', 'json', 'typing', 'dataclasses', 're',"
+             " 'glidein_plugins.spec.results', 'glidein_plugins.spec.context'}")
+    code = ("import sys; import glidein_plugins.jobstart.launch; "
+            f"print(*sorted(set(sys.modules) & {heavy}))"
+            "; from glidein_plugins.protocol.htcondor import job_ad; "
+            "from glidein_plugins.jobstart import launch, setup_state; "
             f"state = setup_state.load({str(path)!r}); "
             f"ad = job_ad.read({str(sandbox / '.job.ad')!r}); "
             f"job = launch.JobRequest(['x'], ad, None, {str(sandbox)!r}); "
             "found = launch.build(state, job, {}); "
             "assert found.ok, found; "
-            "print(*sorted(set(sys.modules) & {'pluggy', 'yaml', 'glidein_plugins.context'}))")
+            "print(*sorted(set(sys.modules) & {'pluggy', 'yaml', 'glidein_plugins.spec.context'}))")
     proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr

@@ -18,12 +18,13 @@ import pluggy
 import pytest
 from conftest import ROOT, make_work_dir, run_cli
 
-from glidein_plugins import glidein_config, manager
 from glidein_plugins.builtin import BUILTINS
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.engine import manager
+from glidein_plugins.engine.runner import Runner, SetupReport
 from glidein_plugins.errors import FailureType
-from glidein_plugins.factory_config import EntryConfig
-from glidein_plugins.runner import Runner, SetupReport
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
 
 SAMPLES = Path(__file__).parent / "plugins"
 OTHER_BUILTINS = tuple(name for name in BUILTINS if name not in ("mode", "singularity"))

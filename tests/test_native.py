@@ -26,8 +26,8 @@ from conftest import (
     startd_values,
 )
 
-from glidein_plugins import native
-from glidein_plugins.results import (
+from glidein_plugins.jobstart import native
+from glidein_plugins.spec.results import (
     Facts,
     GpuDevice,
     Image,

@@ -27,7 +27,7 @@ from conftest import (
     unpack,
 )
 
-from glidein_plugins import pack
+from glidein_plugins.tarball import pack
 
 pytestmark = pytest.mark.operator
 

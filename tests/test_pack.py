@@ -23,7 +23,9 @@ from conftest import (
     unpack,
 )
 
-from glidein_plugins import __version__, factory_config, pack
+from glidein_plugins import __version__
+from glidein_plugins.config import factory_config
+from glidein_plugins.tarball import pack
 
 TOP_LEVEL = {"glidein_plugins", "hooks", "factory_configs", "pluggy", "yaml", "licenses",
              "MANIFEST", "VERSION"}
@@ -68,7 +70,7 @@ def test_the_layout_is_one_flat_directory(members: list[tarfile.TarInfo]) -> Non
     assert names == sorted(names)
     assert {name.split("/")[0] for name in names} == TOP_LEVEL
     assert {f"hooks/{hook}" for hook in HOOKS} <= set(names)
-    assert {"glidein_plugins/__init__.py", "glidein_plugins/default_config.yaml",
+    assert {"glidein_plugins/__init__.py", "glidein_plugins/config/default_config.yaml",
             "glidein_plugins/builtin/__init__.py", "pluggy/__init__.py", "yaml/__init__.py",
             "factory_configs/example.yaml"} <= set(names)
     for name in names:
@@ -131,7 +133,7 @@ def test_the_vendored_packages_import_from_the_tarball_alone(unpacked: Path) -> 
 def test_the_shipped_configurations_load_without_pyyaml(unpacked: Path) -> None:
     """Their parsed form is in the tarball: a glidein imports no YAML parser to read them."""
     code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-            "from glidein_plugins import factory_config;"
+            "from glidein_plugins.config import factory_config;"
             "config = factory_config.load(sorted(Path(sys.argv[1], 'factory_configs')"
             ".glob('*.yaml')));"
             "print('yaml' in sys.modules, len(config.files), sorted(config.entries))")

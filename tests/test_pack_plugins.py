@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeCvmfs, make_work_dir, run_cli, run_setup_script, unpack
 
-from glidein_plugins import pack
+from glidein_plugins.tarball import pack
 
 SAMPLE = "glidein_plugins_sample_vo-0.3.1.dist-info"
 CONFIG = """\

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import commands, paths
-from glidein_plugins.context import Context, Deadline
-from glidein_plugins.factory_config import EntryConfig
-from glidein_plugins.glidein_config import parse
+from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.node import commands, paths
+from glidein_plugins.protocol.glideinwms.glidein_config import parse
+from glidein_plugins.spec.context import Context, Deadline
 
 
 @pytest.fixture

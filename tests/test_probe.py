@@ -12,10 +12,10 @@ import pytest
 from conftest import FakeBin, FakeCvmfs, glidein_result, make_work_dir, run_cli
 
 from glidein_plugins.builtin import probe
-from glidein_plugins.context import Context, Deadline
-from glidein_plugins.factory_config import EntryConfig, Setting
-from glidein_plugins.glidein_config import parse
-from glidein_plugins.results import Facts, Image, RuntimeCandidate, RuntimeProbe
+from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.protocol.glideinwms.glidein_config import parse
+from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.results import Facts, Image, RuntimeCandidate, RuntimeProbe
 from glidein_plugins.testing import FAKES
 
 ESC = "\x1b"

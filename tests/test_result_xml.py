@@ -13,9 +13,8 @@ from _proto_support import CHILD_TIMEOUT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import result_xml
-from glidein_plugins.errors import ConfigError, FailureType
-from glidein_plugins.results import Failure
+from glidein_plugins.errors import ConfigError, Failure, FailureType
+from glidein_plugins.protocol.glideinwms import result_xml
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d\Z")
 

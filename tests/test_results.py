@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins import glidein_config
-from glidein_plugins.results import (
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.results import (
     Attribute,
     AttrType,
     Facts,

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import make_work_dir, run_cli
 
-from glidein_plugins import glidein_config, manager
 from glidein_plugins.builtin import BUILTINS
-from glidein_plugins.context import Context, Deadline
+from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.engine import manager
+from glidein_plugins.engine.runner import POLICIES, Runner, SetupReport, Stop
 from glidein_plugins.errors import FailureType
-from glidein_plugins.factory_config import EntryConfig, Setting
-from glidein_plugins.results import Facts, JobRequest
-from glidein_plugins.runner import POLICIES, Runner, SetupReport, Stop
+from glidein_plugins.protocol.glideinwms import glidein_config
+from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.results import Facts, JobRequest
 
 CORE = ("mode", "singularity")
 # built-ins other helpers may add (real runtime or GPU discovery) would make results depend on

@@ -29,10 +29,13 @@ from conftest import (
 from test_wrapper import Node, node  # noqa: F401 - the node fixture
 from test_wrapper_e2e import VO_PLUGIN, Glidein, set_up
 
-from glidein_plugins import launch, setup_state, wrap
+from glidein_plugins.jobstart import launch, setup_state, wrap
 from glidein_plugins.testing import FakeCvmfs
 
 PACKAGE = ROOT / "glidein_plugins"
+# the module the wrapper's first pass imports (a job's own copy of it must never run)
+WRAPPER_ENTRY = re.search(r"from (glidein_plugins[\w.]*) import hook",
+                          (ROOT / "hooks" / "glidein_plugins_wrapper.sh").read_text()).group(1)
 # every way Python starts a process, or replaces this one
 _EXEC = ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")
 PROCESS_CALLS = frozenset({
@@ -45,8 +48,8 @@ PROCESS_CALLS = frozenset({
 })
 # where the package starts processes: the bounded runner, and the wrapper's bounded path check
 # (fork) and final exec of the container runtime (an argv)
-EXPECTED_CALLS = {("commands.py", "subprocess.Popen"), ("wrap.py", "os.fork"),
-                  ("wrap.py", "os.execve"), ("wrap.py", "os.execvpe")}
+EXPECTED_CALLS = {("node/commands.py", "subprocess.Popen"), ("jobstart/wrap.py", "os.fork"),
+                  ("jobstart/wrap.py", "os.execve"), ("jobstart/wrap.py", "os.execvpe")}
 
 
 def dotted(expr: ast.expr) -> str:
@@ -279,14 +282,17 @@ def test_on_the_host_the_job_gets_its_own_path_back(node: Node) -> None:  # noqa
 def test_the_jobs_state_python_and_package_variables_are_ignored(
         node: Node, variable: str) -> None:  # noqa: F811 - the fixture
     """A state of the job's saying NEVER, a Python of the job's, a package of the job's (a
-    ``glidein_plugins/wrap.py`` that would run as the pilot): none is used; the job starts in
-    the container setup decided."""
+    ``glidein_plugins`` whose job-start module would run as the pilot): none is used; the job
+    starts in the container setup decided."""
     markers = job_programs(node, node.sandbox / "bin", ("python3",))
     own = node.sandbox / "own"
-    (own / "glidein_plugins").mkdir(parents=True)
-    (own / "glidein_plugins" / "__init__.py").write_text("")
-    (own / "glidein_plugins" / "wrap.py").write_text(
-        f"open({str(markers / 'package')!r}, 'w').close()\n")
+    entry = own / Path(*WRAPPER_ENTRY.split(".")).with_suffix(".py")
+    entry.parent.mkdir(parents=True)
+    for package in entry.parents:
+        if package == own:
+            break
+        (package / "__init__.py").write_text("")
+    entry.write_text(f"open({str(markers / 'package')!r}, 'w').close()\n")
     never = setup_state.SetupState(entry="E", mode=setup_state.ModeState("NEVER"))
     setup_state.save(own / "state.json", never)
     value = {"GLIDEIN_PLUGINS_STATE": str(own / "state.json"),

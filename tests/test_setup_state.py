@@ -1,4 +1,5 @@
-"""The setup state (``glidein_plugins.setup_state``): what a real ``glidein-plugins setup`` on a
+"""The setup state (``glidein_plugins.jobstart.setup_state``): what a real ``glidein-plugins
+setup`` on a
 node with a fake runtime and a fake CVMFS leaves for job start, how it is advertised, and how a
 broken state file is reported."""
 
@@ -21,16 +22,18 @@ from conftest import (
     startd_values,
 )
 
-from glidein_plugins import results, setup_state
+import glidein_plugins
 from glidein_plugins.errors import InputError
-from glidein_plugins.job_ad import Ad
-from glidein_plugins.setup_state import (
+from glidein_plugins.jobstart import setup_state
+from glidein_plugins.jobstart.setup_state import (
     BindState,
     ImageState,
     ModeState,
     RuntimeState,
     SetupState,
 )
+from glidein_plugins.protocol.htcondor.job_ad import Ad
+from glidein_plugins.spec import results
 
 VO_LAUNCH = '''\
 def glidein_job_launch(job):
@@ -73,7 +76,7 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
     assert result.condor_vars["GLIDEIN_PLUGINS_STATE"] == "GLIDEIN_PLUGINS_STATE S - + N Y +"
     assert startd_values(result, classad2)["GLIDEIN_PLUGINS_STATE"] == str(path)
     # the wrapper finds the package and this Python through these, even when concatenated
-    assert Path(result.config["GLIDEIN_PLUGINS_DIR"], "glidein_plugins", "wrap.py").is_file()
+    assert Path(result.config["GLIDEIN_PLUGINS_DIR"], "glidein_plugins", "__init__.py").is_file()
     assert os.access(result.config["GLIDEIN_PLUGINS_PYTHON"], os.X_OK)
     for name in ("GLIDEIN_PLUGINS_DIR", "GLIDEIN_PLUGINS_PYTHON"):
         assert result.condor_vars[name] == f"{name} S - + N Y +"
@@ -81,7 +84,7 @@ def test_a_setup_keeps_what_job_start_needs_and_advertises_where(
     decision = shell_values(path.parent / setup_state.DECISION)
     assert decision["_gp_decision"] == "container" and decision["_gp_state"] == str(path)
     assert os.access(decision["_gp_python"], os.X_OK)
-    assert Path(decision["_gp_dir"], "glidein_plugins", "wrap.py").is_file()
+    assert Path(decision["_gp_dir"], "glidein_plugins", "__init__.py").is_file()
     raw = json.loads(path.read_text())
     assert raw["version"] == 1 and raw["restrictions"] == {
         "names": ["cvmfs", "remote"], "cvmfs_root": str(fake_cvmfs.root)}
@@ -202,7 +205,7 @@ def test_save_and_load_give_the_same_state(tmp_path: Path, runtime: bool) -> Non
     # no temporary left; the interpreter and package for the wrapper beside the state
     assert sorted(item.name for item in path.parent.iterdir()) == [setup_state.DECISION,
                                                                    "state.json"]
-    package_dir = Path(os.path.abspath(setup_state.__file__)).parent.parent  # checkout or venv
+    package_dir = Path(os.path.abspath(glidein_plugins.__file__)).parent.parent  # checkout, venv
     assert shell_values(path.parent / setup_state.DECISION) == {
         "_gp_decision": state.decision, "_gp_state": str(path),
         "_gp_python": sys.executable, "_gp_dir": str(package_dir)}
@@ -284,10 +287,11 @@ def test_loading_the_state_imports_only_the_standard_library_core(tmp_path: Path
     """On the per-job path: no json (re), no dataclasses, typing, enum, pluggy or YAML."""
     path = tmp_path / "state.json"
     setup_state.save(path, sample_state())
-    code = ("import sys; from glidein_plugins import setup_state; "
+    code = ("import sys; from glidein_plugins.jobstart import setup_state; "
             f"assert setup_state.load({str(path)!r}).entry == 'E'; "
             "print(' '.join(sorted(set(sys.modules) & {'re', 'json', 'dataclasses', 'typing', "
-            "'enum', 'pluggy', 'yaml', 'glidein_plugins.results', 'glidein_plugins.errors'})))")
+            "'enum', 'pluggy', 'yaml', 'glidein_plugins.spec.results', "
+            "'glidein_plugins.errors'})))")
     proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

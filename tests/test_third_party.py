@@ -17,7 +17,8 @@ import sys
 import pytest
 from conftest import ROOT, glidein_result, make_work_dir, run_cli, startd_values
 
-from glidein_plugins import job_ad, pack
+from glidein_plugins.protocol.htcondor import job_ad
+from glidein_plugins.tarball import pack
 from glidein_plugins.testing import Expr, PluginLoadError, ad_literal, run_phases_in
 
 SAMPLE = ("glidein-plugins-sample-vo", "0.3.1")
@@ -157,5 +158,5 @@ def test_a_plugin_that_cannot_load_is_an_error_naming_it(tmp_path) -> None:
 
 def test_the_glidein_tarball_leaves_the_kit_out() -> None:
     files = pack.sources().contents
-    assert "glidein_plugins/runner.py" in files
+    assert "glidein_plugins/engine/runner.py" in files
     assert not [name for name in files if name.startswith("glidein_plugins/testing/")]

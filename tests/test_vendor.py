@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from glidein_plugins import vendor
+from glidein_plugins.tarball import vendor
 
 LOCKED = {dist.name: dist for dist in vendor.read_lock()}
 

@@ -1,4 +1,5 @@
-"""The job wrapper (``hooks/glidein_plugins_wrapper.sh`` and ``glidein_plugins.wrap``) run as
+"""The job wrapper (``hooks/glidein_plugins_wrapper.sh`` and ``glidein_plugins.jobstart.wrap``) run
+as
 HTCondor runs a USER_JOB_WRAPPER: a real shell, a real Python part, the job sandbox as cwd, the
 ads in files, against setup states written for each case and a fake runtime that handles the
 environment as a real one does and runs the command on the host (``install_container_runtime``).
@@ -29,7 +30,7 @@ from conftest import (
     write_ad,
 )
 
-from glidein_plugins import setup_state, wrap
+from glidein_plugins.jobstart import setup_state, wrap
 
 # arguments a shell must never touch: blanks, quotes, expansions, separators, globs, newlines
 ODD_ARGS = ["plain", "two words", "it's", 'say "hi"', "$HOME", "$(touch pwned)", "`id`",
@@ -258,7 +259,7 @@ def test_the_marker_outside_a_container_does_not_skip_the_container(node: Node) 
 @pytest.mark.parametrize(("case", "expected"), [
     ("state missing", "cannot read the setup state"),
     ("state not JSON", "the setup state is not valid JSON"),
-    ("package missing", "cannot import glidein_plugins.wrap"),
+    ("package missing", "cannot import glidein_plugins.jobstart.wrap"),
     ("job ad malformed", "_CONDOR_JOB_AD"),
     ("image forbidden", "is not in CVMFS"),
     ("repository missing", "cms.cern.ch"),
@@ -390,15 +391,16 @@ def test_the_default_path_never_imports_pluggy_or_yaml(node: Node) -> None:
     """What the hook's Python part imports (as the fragment runs it: -I -S, the package dir)."""
     modules = node.root / "modules.txt"
     code = ("import os, sys; sys.path.insert(0, sys.argv[3]); "
-            "from glidein_plugins.wrap import hook; code = hook(sys.argv[1:]); "
+            "from glidein_plugins.jobstart.wrap import hook; code = hook(sys.argv[1:]); "
             "open(os.environ['MODULES'], 'w').write(' '.join(sys.modules)); sys.exit(code)")
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(node.state_path),
                            str(WRAPPER), str(ROOT), str(node.job)], cwd=node.sandbox,
                           env=node.env(MODULES=str(modules)), capture_output=True, timeout=60)
     assert proc.returncode == 0 and b"\nexec '" in proc.stdout, proc.stderr
     imported = set(modules.read_text().split())
-    assert "glidein_plugins.launch" in imported
-    assert not {"pluggy", "yaml", "glidein_plugins.manager", "glidein_plugins.runner"} & imported
+    assert "glidein_plugins.jobstart.launch" in imported
+    assert not {"pluggy", "yaml", "glidein_plugins.engine.manager",
+                "glidein_plugins.engine.runner"} & imported
 
 
 def test_the_cli_wrap_command_starts_the_job_in_its_container(node: Node) -> None:

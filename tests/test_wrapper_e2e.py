@@ -29,7 +29,7 @@ from conftest import (
     write_ad,
 )
 
-from glidein_plugins import setup_state
+from glidein_plugins.jobstart import setup_state
 
 ODD_ARGS = ["two words", "it's", 'say "hi"', "$HOME", "a;b", "*", "", "line1\nline2", "-C"]
 GPU = "GPU-6a3c2a0e-ffff-4a4a-9e9e-0123456789ab"

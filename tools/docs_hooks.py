@@ -1,7 +1,8 @@
 """MkDocs hooks (``hooks:`` in mkdocs.yml): the pages made when the site is built.
 
 - ``plugins/hooks.md``, the hook reference, generated from the hook specs' docstrings and the
-  runner's policies (``glidein_plugins.hookref.markdown``): never written by hand, so it cannot
+  runner's policies (``glidein_plugins.engine.hookref.markdown``): never written by hand, so it
+  cannot
   drift from the code;
 - ``settings.md`` and ``migration.md``, while docs/ has no such page: a short page saying where
   the subject is documented.
@@ -41,7 +42,7 @@ def pages(existing: set[str]) -> dict[str, str]:
     """``docs/`` path -> Markdown of every page to generate, given the paths docs/ has."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # the checkout's package, not whatever is installed
-    from glidein_plugins import hookref  # noqa: PLC0415 - after the path is set
+    from glidein_plugins.engine import hookref  # noqa: PLC0415 - after the path is set
 
     made = {HOOK_REFERENCE: hookref.markdown()}
     made.update({path: text for path, text in PLACEHOLDERS.items() if path not in existing})

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glidein_plugins import binds as bind_lists
-from glidein_plugins import checks, hookimpl, paths
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.context import Context
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container import binds as bind_lists
+from glidein_plugins.container.images import is_remote, rebase_cvmfs
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.images import is_remote, rebase_cvmfs
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Bind, BindVerdict, Facts
+from glidein_plugins.node import paths
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Bind, BindVerdict, Facts
 
 PLUGIN = "binds"
 TIMEOUT = 20.0

@@ -32,12 +32,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import checks, commands, hookimpl, paths
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.context import Context
+from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Attribute, flag
+from glidein_plugins.node import commands, paths
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Attribute, flag
 
 PLUGIN = "cvmfs"
 REPOS_KEY = "GLIDEIN_CVMFS_REPOS"

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glidein_plugins import checks, hookimpl, paths
-from glidein_plugins.context import Context
-from glidein_plugins.images import rebase_cvmfs
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import RuntimeCandidate
+from glidein_plugins import hookimpl
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container.images import rebase_cvmfs
+from glidein_plugins.node import paths
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import RuntimeCandidate
 
 NAMES = ("apptainer", "singularity")
 OSG_BINARY = "/cvmfs/oasis.opensciencegrid.org/mis/singularity/bin/singularity"

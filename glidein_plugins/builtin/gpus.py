@@ -23,15 +23,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from glidein_plugins import checks, hookimpl
-from glidein_plugins.context import Context
+from glidein_plugins import hookimpl
+from glidein_plugins.config.options import Option, Options
 from glidein_plugins.gpu import detect as gpu_detect
 from glidein_plugins.gpu import libraries as libs
 from glidein_plugins.gpu import nvidia as gpu_nvidia
 from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.common import Host
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Attribute, Facts, GpuDevice, Library, flag, one_line
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Attribute, Facts, GpuDevice, Library, flag, one_line
 
 __all__ = ["glidein_attributes_contribute", "glidein_gpu_detect", "glidein_libraries_detect"]
 

@@ -36,11 +36,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import checks, classad, cvmfs_realpath, hookimpl, paths
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.context import Context
-from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.images import (
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container.images import (
     ANY_ORDER,
     LEGACY_KEYS,
     OSG_DEFAULTS,
@@ -50,8 +49,12 @@ from glidein_plugins.images import (
     rebase_cvmfs,
     under,
 )
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Facts, Image
+from glidein_plugins.errors import FailureType, GlideinFailure, InputError
+from glidein_plugins.node import cvmfs_realpath, paths
+from glidein_plugins.protocol.htcondor import classad
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Facts, Image
 
 PLUGIN = "images"
 SETTINGS = Options(

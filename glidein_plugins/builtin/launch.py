@@ -1,6 +1,7 @@
 """Built-in plugin ``launch``: the container command line for a job (``glidein_job_launch``).
 
-It applies ``glidein_plugins.launch.build`` (every rule is in that module's docstring), ``trylast``
+It applies ``glidein_plugins.jobstart.launch.build`` (every rule is in that module's docstring),
+``trylast``
 so that a VO plugin implementing the hook is asked first. It needs the setup state: the one in
 ``context.state("launch")["setup_state"]`` when the caller put it there (the job wrapper does),
 else the file the machine ad's ``GLIDEIN_PLUGINS_STATE`` names (never the environment: at job
@@ -29,12 +30,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from glidein_plugins import checks, hookimpl, launch, setup_state
-from glidein_plugins.context import Context
+from glidein_plugins import hookimpl
+from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.factory_config import EntryConfig
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import ContainerInvocation, JobRequest
+from glidein_plugins.jobstart import launch, setup_state
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import ContainerInvocation, JobRequest
 
 PLUGIN = "launch"
 SETTINGS = Options(

@@ -8,8 +8,8 @@ surrounding spaces ignored. Anything else is a FAIL naming the bad value and whe
 from __future__ import annotations
 
 from glidein_plugins import hookimpl
-from glidein_plugins.context import Context
-from glidein_plugins.results import Mode, ModeDecision
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Mode, ModeDecision
 
 FRONTEND_KEY = "GLIDEIN_Singularity_Use"
 FACTORY_KEY = "GLIDEIN_SINGULARITY_REQUIRE"

@@ -51,12 +51,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from glidein_plugins import atomic, checks, commands, hookimpl, paths
-from glidein_plugins.background import Pending
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin import test_image as test_images
-from glidein_plugins.context import Context
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Facts, RuntimeCandidate, RuntimeProbe
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.node import atomic, commands, paths
+from glidein_plugins.node.background import Pending
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Facts, RuntimeCandidate, RuntimeProbe
 
 SETTINGS = Options(
     Option("timeout", 60.0, checks.seconds, "seconds for each container test"),

@@ -36,9 +36,9 @@ from collections.abc import Iterable
 
 from glidein_plugins import hookimpl
 from glidein_plugins.builtin import probe
-from glidein_plugins.context import Context
-from glidein_plugins.images import ANY, format_dict, node_platforms, parse_platforms
-from glidein_plugins.results import Attribute, Facts, Image, Mode, RuntimeProbe, flag, one_line
+from glidein_plugins.container.images import ANY, format_dict, node_platforms, parse_platforms
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Attribute, Facts, Image, Mode, RuntimeProbe, flag, one_line
 
 # probe feature -> attribute; each published only when the probe tested it
 FEATURES = (

@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins import paths
 from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.context import Context
+from glidein_plugins.container.images import ANY_ORDER, is_remote, rebase_cvmfs
 from glidein_plugins.errors import GlideinFailure
-from glidein_plugins.images import ANY_ORDER, is_remote, rebase_cvmfs
-from glidein_plugins.results import Facts
+from glidein_plugins.node import paths
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Facts
 
 BUILTIN = "oras://ghcr.io/apptainer/alpine:latest"  # GlideinWMS's APPTAINER_TEST_IMAGE_DEFAULT
 DEFAULT_KEY = "GWMS_SINGULARITY_IMAGE_DEFAULT"

@@ -25,7 +25,7 @@ from glidein_plugins.gpu.common import (
     pci_bus_id,
     plural,
 )
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.spec.results import GpuDevice
 
 KFD_SOURCE = "/sys/class/kfd"
 NODES = "/sys/class/kfd/kfd/topology/nodes"

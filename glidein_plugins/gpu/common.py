@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
-from glidein_plugins import commands, paths
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.node import commands, paths
+from glidein_plugins.spec.results import GpuDevice
 
 Runner = Callable[..., commands.CommandResult]
 READ_LIMIT = 1 << 20  # bytes read from one file at most

@@ -33,7 +33,7 @@ from typing import Union
 
 from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.common import Host, Report, pci_bus_id, plural, uuid_key
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.spec.results import GpuDevice
 
 SOURCE = "condor_gpu_discovery"
 ARGS = ("-properties", "-extra")

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (job star
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from glidein_plugins.results import GpuDevice
+    from glidein_plugins.spec.results import GpuDevice
 
 FLAGS = (("nvidia", "--nv"), ("amd", "--rocm"))
 PRESERVED = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "GPU_DEVICE_ORDINAL",

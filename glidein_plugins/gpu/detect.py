@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from glidein_plugins.background import Pending
 from glidein_plugins.gpu import amd, assignment, condor, nvidia
 from glidein_plugins.gpu.common import (
     Enumerated,
@@ -31,7 +30,8 @@ from glidein_plugins.gpu.common import (
     search_path,
     uuid_key,
 )
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.node.background import Pending
+from glidein_plugins.spec.results import GpuDevice
 
 NVIDIA_SMI, CONDOR, ROCM_SMI, LDCONFIG = (
     "nvidia-smi", "condor_gpu_discovery", "rocm-smi", "ldconfig")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.amd import ROCM_DEFAULT
 from glidein_plugins.gpu.common import Host
-from glidein_plugins.results import Library
+from glidein_plugins.spec.results import Library
 
 OPENCL_VENDORS = "/etc/OpenCL/vendors"
 FLAVOURS = ("apptainer", "singularity")

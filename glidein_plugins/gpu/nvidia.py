@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from glidein_plugins.commands import CommandResult
 from glidein_plugins.gpu import validate
 from glidein_plugins.gpu.common import (
     Enumerated,
@@ -31,7 +30,8 @@ from glidein_plugins.gpu.common import (
     pci_bus_id,
     plural,
 )
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.node.commands import CommandResult
+from glidein_plugins.spec.results import GpuDevice
 
 SOURCE = "nvidia-smi"
 PROC = "/proc/driver/nvidia"

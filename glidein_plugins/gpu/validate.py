@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from glidein_plugins.results import GpuDevice
+from glidein_plugins.spec.results import GpuDevice
 
 Notes = list[tuple[str, str]]
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: far above any GPU

@@ -66,7 +66,8 @@ def ad_string(value: str) -> str:
     """A ClassAd string literal as the starter writes one in an ad file: old ClassAd syntax,
     where only ``"`` is escaped (``\\"``) and every other backslash stands for itself.
 
-    (``glidein_plugins.classad.quote`` gives the *new*-syntax literal, which doubles
+    (``glidein_plugins.protocol.htcondor.classad.quote`` gives the *new*-syntax literal, which
+    doubles
     backslashes: right for condor_vars C-type values, wrong in an ad file.)"""
     if _CONTROL.search(value):
         raise ValueError(f"{value!r}: an ad file's string cannot hold control characters")

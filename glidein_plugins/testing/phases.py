@@ -11,8 +11,8 @@ from glidein_plugins.testing.glidein import make_work_dir
 from glidein_plugins.testing.node import NO_GPU_DETECTION, RUNTIME_ENV_KEYS, SAFE_PATH
 
 if TYPE_CHECKING:
-    from glidein_plugins.manager import LoadProblem
-    from glidein_plugins.runner import SetupReport
+    from glidein_plugins.engine.manager import LoadProblem
+    from glidein_plugins.engine.runner import SetupReport
 
 PluginSpec = Union[types.ModuleType, str, Path]
 
@@ -52,11 +52,11 @@ def run_phases(plugin: PluginSpec, work_dir: Path, *,
     ``report.failure`` and ``report.trace``. Raises PluginLoadError when the plugin under test
     cannot be loaded (a problem naming another plugin is in the trace).
     """
-    from glidein_plugins import glidein_config as gconfig  # noqa: PLC0415 - kept lazy
-    from glidein_plugins import manager  # noqa: PLC0415
-    from glidein_plugins.context import Context, Deadline  # noqa: PLC0415
-    from glidein_plugins.factory_config import EntryConfig, Setting  # noqa: PLC0415
-    from glidein_plugins.runner import Runner  # noqa: PLC0415
+    from glidein_plugins.config.model import EntryConfig, Setting  # noqa: PLC0415
+    from glidein_plugins.engine import manager  # noqa: PLC0415
+    from glidein_plugins.engine.runner import Runner  # noqa: PLC0415
+    from glidein_plugins.protocol.glideinwms import glidein_config as gconfig  # noqa: PLC0415 - kept lazy
+    from glidein_plugins.spec.context import Context, Deadline  # noqa: PLC0415
 
     config_path = work_dir / "glidein_config"
     if isinstance(glidein_config, str):

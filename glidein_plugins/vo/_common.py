@@ -1,17 +1,17 @@
 """What the reference VO plugins share: images checked the way the built-in ``images`` plugin
 checks its own (restrictions, CVMFS rebasing and real paths, existence). Their settings are
-checked with ``glidein_plugins.checks``."""
+checked with ``glidein_plugins.spec.checks``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glidein_plugins import paths
 from glidein_plugins.builtin import images as builtin_images
 from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.context import Context
-from glidein_plugins.images import rebase_cvmfs, under
-from glidein_plugins.results import Image
+from glidein_plugins.container.images import rebase_cvmfs, under
+from glidein_plugins.node import paths
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Image
 
 
 def usable_images(context: Context, wanted: Sequence[tuple[str, str]], source: str,

@@ -24,14 +24,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from glidein_plugins import binds as bind_lists
-from glidein_plugins import checks, hookimpl, paths
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.context import Context
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container import binds as bind_lists
+from glidein_plugins.container.images import is_remote
 from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.images import is_remote
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Attribute, Bind, BindVerdict, Facts, flag
+from glidein_plugins.node import paths
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Attribute, Bind, BindVerdict, Facts, flag
 
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"

@@ -29,14 +29,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from glidein_plugins import binds as bind_lists
-from glidein_plugins import checks, hookimpl
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.context import Context
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container import binds as bind_lists
+from glidein_plugins.container.images import rebase_cvmfs
 from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.images import rebase_cvmfs
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Bind, Image
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Bind, Image
 from glidein_plugins.vo import _common
 
 PLUGIN = "cms"

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from glidein_plugins import checks, hookimpl
+from glidein_plugins import hookimpl
 from glidein_plugins.builtin import images as builtin_images
 from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.context import Context
-from glidein_plugins.images import OSG_DEFAULTS, rebase_cvmfs
-from glidein_plugins.options import Option, Options
-from glidein_plugins.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
+from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container.images import OSG_DEFAULTS, rebase_cvmfs
+from glidein_plugins.spec import checks
+from glidein_plugins.spec.context import Context
+from glidein_plugins.spec.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
 from glidein_plugins.vo import _common
 
 PLUGIN = "osg"

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from glidein_plugins import commands
 from glidein_plugins.gpu.common import Host
+from glidein_plugins.node import commands
 
 FAKES = Path(__file__).resolve().parent
 SYSTEM_TOOLS = ("stat", "cat", "sleep", "sh")

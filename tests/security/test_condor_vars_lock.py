@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import make_work_dir
 
-from glidein_plugins import advertise, condor_vars, glidein_config
 from glidein_plugins.errors import ConfigError
+from glidein_plugins.protocol.glideinwms import advertise, condor_vars, glidein_config
 
 
 def test_a_failed_publish_never_drops_another_writers_line(tmp_path: Path,

@@ -92,7 +92,7 @@ def test_setup_and_the_periodic_check_leave_no_daemon_behind(node) -> None:
 CODE = '''
 import os, sys, time
 {block}
-from glidein_plugins import commands
+from glidein_plugins.node import commands
 print(commands.become_subreaper())
 script = ("import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n"
           "    print(os.getpid(), flush=True)\\n    time.sleep(300)\\n")
@@ -124,7 +124,7 @@ def test_a_command_that_escaped_its_group_is_killed_when_it_ends_or_nothing_chan
 
 SPARED = '''
 import subprocess, sys
-from glidein_plugins import commands
+from glidein_plugins.node import commands
 print(commands.become_subreaper(), flush=True)
 # started by other code in this process (a plugin's own subprocess.run, a test runner): it is
 # in our session, so the reaping after a command must leave it alone

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _attack import FRAGMENT, SHELLS, Glidein, build_glidein, printing_job, seen, shell_argv
 
-from glidein_plugins import setup_state
+from glidein_plugins.jobstart import setup_state
 
 
 @pytest.fixture

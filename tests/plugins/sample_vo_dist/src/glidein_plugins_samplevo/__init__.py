@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from glidein_plugins import Attribute, Context, Facts, Image, Option, Options, checks, hookimpl
+from glidein_plugins import Attribute, Context, Facts, Image, Option, Options, hookimpl
+from glidein_plugins.spec import checks
 
 REPOSITORY = "sample-vo.example.org"
 # the entry's settings.samplevo, declared once: check-config, pack and the setup check them

@@ -1,0 +1,1 @@
+"""The factory configuration: the model, its YAML files and the factory XML."""

@@ -1,0 +1,1 @@
+"""Container inputs: the images dict, platforms and bind lists."""

@@ -1,0 +1,1 @@
+"""The engine: plugin loading, the runner with its budget and policies, one run's assembly."""

@@ -1,0 +1,1 @@
+"""The node: bounded commands, paths, CVMFS paths, atomic files, background threads."""

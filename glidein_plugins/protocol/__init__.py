@@ -1,0 +1,1 @@
+"""What glidein_plugins speaks with: GlideinWMS and HTCondor formats."""

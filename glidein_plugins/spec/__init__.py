@@ -1,0 +1,1 @@
+"""The contract with plugins: hook specifications, result types, the Context, options."""
