@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, bare_node_env, glidein_result, make_work_dir, report_table, run_cli
 
-from glidein_plugins import cli
-from glidein_plugins.cli import config_show
+from glidein_plugins.cli import config_show, operator_commands, parser
 from glidein_plugins.config import factory_config, options
 from glidein_plugins.config.config_yaml import MAX_DEPTH
 from glidein_plugins.engine.config_check import ATTRIBUTE_RULES
@@ -176,7 +175,7 @@ def test_a_misspelt_entry_name_is_a_usage_error_with_a_suggestion(tmp_path: Path
 
 
 def test_the_shipped_configs_pass_and_a_wrong_one_stops_pack(tmp_path: Path) -> None:
-    assert cli.config_problems(ROOT / "factory_configs") == []
+    assert operator_commands.config_problems(ROOT / "factory_configs") == []
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "site.yaml").write_text(
         "version: 1\ndefaults:\n  settings:\n    probe: {timout: 5}\n")
@@ -305,12 +304,12 @@ COMMANDS = ["setup", "periodic", "wrap", "run", "plugins", "check-config", "conf
 
 
 def test_help_lists_every_command_with_a_description_examples_and_exit_codes() -> None:
-    parser = cli.build_parser()
-    text = parser.format_help()
+    grammar = parser.build_parser()
+    text = grammar.format_help()
     for name in COMMANDS:
         assert re.search(rf"^    {name}\s", text, re.M) or f"    {name}\n" in text, name
     assert "exit status:" in text and "2  usage error" in text
-    sub = next(action for action in parser._actions if action.dest == "command")
+    sub = next(action for action in grammar._actions if action.dest == "command")
     for name in COMMANDS:
         command = sub.choices[name]  # type: ignore[attr-defined]
         help_text = command.format_help()
