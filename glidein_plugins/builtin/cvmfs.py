@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.node import commands, paths
@@ -113,7 +112,7 @@ def configured(context: Context, names: list[str]) -> list[Repository]:
             raise GlideinFailure(FailureType.CONFIG, f"{setting_where}: {why}")
     from_config = []
     key_where = f"{context.where(REPOS_KEY) or 'environment'}: {REPOS_KEY}"
-    for item in value(context, REPOS_KEY).split(":"):
+    for item in context.value(REPOS_KEY).split(":"):
         name = item.strip()
         why = name_problem(name) if name else ""
         if why:
@@ -174,7 +173,7 @@ def glidein_attributes_contribute(context: Context) -> list[Attribute]:
     if not repos:
         return []  # nothing configured: no process, no attribute
     timeout = float(options["timeout"])
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     where = {repo: f"{root}/{repo.name}/." for repo in repos}
     found = paths.inspect(where.values(), timeout, context.quiet_run, split_under=[root])
     available = [where[repo] for repo in repos if found[where[repo]].kind == "directory"]

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.container.images import (
     ANY_ORDER,
@@ -90,12 +89,12 @@ def where(context: Context, key: str) -> str:
 def configured(context: Context, osg_defaults: bool) -> list[Configured]:
     """The images as configured, before any check, one per platform key."""
     try:
-        parsed = parse_dict(value(context, DICT_KEY), f"{where(context, DICT_KEY)}: {DICT_KEY}")
+        parsed = parse_dict(context.value(DICT_KEY), f"{where(context, DICT_KEY)}: {DICT_KEY}")
     except InputError as exc:
         raise GlideinFailure(FailureType.VO_CONFIG, str(exc)) from None
     found = {platform: Configured(platform, uri, DICT_KEY) for platform, uri in parsed}
     for key, platform in LEGACY_KEYS:  # GlideinWMS's dict_set_val: the legacy value wins
-        uri = value(context, key)
+        uri = context.value(key)
         if uri:
             found[platform] = Configured(platform, uri, key)
     if not found and osg_defaults:
@@ -105,7 +104,7 @@ def configured(context: Context, osg_defaults: bool) -> list[Configured]:
 
 def restrictions(context: Context) -> frozenset[str]:
     """The restrictions named by ``SINGULARITY_IMAGE_RESTRICTIONS`` (default ``cvmfs``)."""
-    raw = value(context, RESTRICTIONS_KEY) or "cvmfs"
+    raw = context.value(RESTRICTIONS_KEY) or "cvmfs"
     names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
     unknown = sorted(names - set(RESTRICTIONS))
     if unknown:
@@ -175,7 +174,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     chosen = settings(context)
     timeout = float(chosen["timeout"])
     allowed = restrictions(context)
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     candidates: list[tuple[Configured, str]] = []  # (configured, rebased URI)
     verdicts: dict[str, str] = context.state(PLUGIN).setdefault("verdicts", {})
     for item in configured(context, chosen["osg_defaults"]):
@@ -280,7 +279,7 @@ def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> tuple[s
     unset = [platform for platform in platforms if platform not in verdicts]
     if unset:
         told.append(f"none configured for {','.join(unset)}")
-    allowed = value(context, RESTRICTIONS_KEY) or "cvmfs (the default)"
+    allowed = context.value(RESTRICTIONS_KEY) or "cvmfs (the default)"
     usable = ",".join(image.platform for image in facts.images) or "none"
     return (f"no usable image for platforms {','.join(platforms)} (GLIDEIN_REQUIRED_OS="
             f"{entry_os} meeting REQUIRED_OS={job_os}) after {RESTRICTIONS_KEY}={allowed} "
@@ -294,7 +293,7 @@ def required_by(context: Context, facts: Facts) -> str:
     if settings(context)["require_platform_image"]:
         return (f"{checks.where(context, PLUGIN, 'require_platform_image')} is true (an image "
                 "for the node's own platforms is required)")
-    raw = value(context, REQUIRED_KEY)
+    raw = context.value(REQUIRED_KEY)
     if raw.lower() in ("", "false") or any(image.platform in ANY_ORDER for image in facts.images):
         return ""
     return (f"{REQUIRED_KEY}={raw} ({where(context, REQUIRED_KEY)}) requires an image for "

@@ -295,9 +295,7 @@ def recheck(config_path: Path, config_files: Sequence[Path] = (), budget: float 
         notes.append(unreadable)
     facts = state.facts() if state is not None else Facts()
     proven = state is not None and state.has_singularity and facts.runtime is not None
-    from glidein_plugins.builtin.discovery import cvmfs_root  # noqa: PLC0415
-
-    root = (state.cvmfs_root if state is not None else cvmfs_root(context)).rstrip("/")
+    root = (state.cvmfs_root if state is not None else context.cvmfs_root).rstrip("/")
     root = root or "/cvmfs"
     tmp_dir = state.tmp_dir if state is not None and state.tmp_dir else str(
         work_dir / (values.get("TMP_DIR") or "tmp"))

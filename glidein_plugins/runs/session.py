@@ -112,7 +112,7 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
     The ``launch`` settings are checked in every mode. Raises GlideinFailure: ``Config`` for a
     wrong setting, ``WN_Resource`` when the file cannot be written or its path advertised.
     """
-    from glidein_plugins.builtin import discovery, images  # noqa: PLC0415 - after the phases
+    from glidein_plugins.builtin import images  # noqa: PLC0415 - after the phases
     from glidein_plugins.builtin import launch as launch_plugin  # noqa: PLC0415
 
     launch_settings = launch_plugin.settings(context.entry)
@@ -139,9 +139,9 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
         launch=launch_settings, tmp_dir=tmp_dir,
         required_os=context.get("GLIDEIN_REQUIRED_OS") or "",
         restrictions=sorted(images.restrictions(context)),
-        cvmfs_root=discovery.cvmfs_root(context),
-        container_env=discovery.value(context, "GLIDEIN_CONTAINER_ENV"),
-        container_env_clearlist=discovery.value(context, "GLIDEIN_CONTAINER_ENV_CLEARLIST"),
+        cvmfs_root=context.cvmfs_root,
+        container_env=context.value("GLIDEIN_CONTAINER_ENV"),
+        container_env_clearlist=context.value("GLIDEIN_CONTAINER_ENV_CLEARLIST"),
         job_hooks=[impl.plugin_name for impl in reversed(hooks)
                    if impl.plugin_name != launch_plugin.PLUGIN],
         decision=decision)

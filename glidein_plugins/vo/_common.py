@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from glidein_plugins.builtin import images as builtin_images
-from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.container.images import rebase_cvmfs, under
 from glidein_plugins.node import paths
 from glidein_plugins.spec.context import Context
@@ -18,7 +17,7 @@ def usable_images(context: Context, wanted: Sequence[tuple[str, str]], source: s
                   timeout: float) -> list[Image]:
     """The ``(platform, uri)`` images that pass the built-in ``images`` plugin's checks, CVMFS
     ones replaced by their real paths; each refusal is a trace line with the reason."""
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     allowed = builtin_images.restrictions(context)
     candidates = []
     for platform, configured in wanted:

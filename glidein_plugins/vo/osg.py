@@ -31,7 +31,6 @@ from typing import Any
 
 from glidein_plugins import hookimpl
 from glidein_plugins.builtin import images as builtin_images
-from glidein_plugins.builtin.discovery import cvmfs_root
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.container.images import OSG_DEFAULTS, rebase_cvmfs
 from glidein_plugins.spec import checks
@@ -61,7 +60,7 @@ def apptainer(context: Context, options: dict[str, Any]) -> str:
     configured = options["apptainer"]
     if configured is not None:
         return str(configured)
-    return rebase_cvmfs(APPTAINER, cvmfs_root(context).rstrip("/") or "/cvmfs")
+    return rebase_cvmfs(APPTAINER, context.cvmfs_root)
 
 
 @hookimpl
