@@ -22,8 +22,9 @@ from conftest import ROOT, bare_node_env, glidein_result, make_work_dir, report_
 
 from glidein_plugins import cli
 from glidein_plugins.cli import config_show
-from glidein_plugins.config import factory_config, options
+from glidein_plugins.config import factory_config
 from glidein_plugins.config.config_yaml import MAX_DEPTH
+from glidein_plugins.engine import registry
 from glidein_plugins.engine.config_check import ATTRIBUTE_RULES
 
 DATA = Path(__file__).parent / "data" / "factory"
@@ -260,7 +261,7 @@ def test_periodic_with_a_missing_glidein_config_says_so_not_internal_error(
 
 def test_the_settings_reference_is_generated_and_up_to_date() -> None:
     generated = config_show.reference(
-        options.builtin_declarations(),
+        registry.builtin_declarations(),
         {key: accepts for key, (_, accepts) in ATTRIBUTE_RULES.items()})
     assert (ROOT / "docs" / "settings.md").read_text() == generated, \
         "run: glidein-plugins config reference > docs/settings.md"
@@ -269,7 +270,7 @@ def test_the_settings_reference_is_generated_and_up_to_date() -> None:
 
 
 def test_every_builtin_declares_every_setting_it_reads_with_a_doc() -> None:
-    for plugin, declared in options.builtin_declarations().items():
+    for plugin, declared in registry.builtin_declarations().items():
         for option in declared.options.values():
             assert option.doc and option.expected != "any value", (plugin, option.name)
             assert option.check(option.default) == "" or option.default is None, \

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import glidein_result, make_work_dir, run_cli, startd_values
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import images as plugin
 from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.container.images import refusal
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.engine.runner import Runner
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.protocol.glideinwms import glidein_config
@@ -395,7 +396,7 @@ def test_setup_publishes_usable_images_and_leaves_glidein_required_os(tmp_path, 
 @pytest.mark.parametrize("uri", ["/cvmfs/../tmp/img", "/cvmfs/repo/../../etc"])
 def test_dot_dot_cannot_leave_cvmfs(uri: str) -> None:
     allowed = frozenset({"cvmfs"})
-    assert "'..'" in plugin.refusal(uri, allowed, "/cvmfs")
+    assert "'..'" in refusal(uri, allowed, "/cvmfs")
 
 
 def test_a_cvmfs_link_leading_outside_is_refused(tmp_path: Path) -> None:

@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin import images as builtin_images
 from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container.image_checks import configured
 from glidein_plugins.container.images import OSG_DEFAULTS, rebase_cvmfs
 from glidein_plugins.spec import checks
 from glidein_plugins.spec.context import Context
@@ -75,7 +75,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     options = settings(context)
     if not options["images"]:
         return []
-    named = {item.platform for item in builtin_images.configured(context, osg_defaults=False)}
+    named = {item.platform for item in configured(context, osg_defaults=False)}
     wanted = [(platform, uri) for platform, uri in OSG_DEFAULTS if platform not in named]
     if named:
         context.note(f"OSG images not offered for {', '.join(sorted(named))}: the configured "
