@@ -394,8 +394,8 @@ def test_plural() -> None:
 
 
 def test_one_name_per_attribute_in_tables_the_others_with_v() -> None:
-    from glidein_plugins.builtin.singularity import PREFIXES  # noqa: PLC0415
     from glidein_plugins.cli.report_text import alias_groups  # noqa: PLC0415
+    from glidein_plugins.container.runtime import PREFIXES  # noqa: PLC0415
     from glidein_plugins.spec.results import Attribute  # noqa: PLC0415
 
     published = [Attribute(prefix + suffix, value, plugin="singularity")

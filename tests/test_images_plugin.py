@@ -14,6 +14,7 @@ from conftest import glidein_result, make_work_dir, run_cli, startd_values
 
 from glidein_plugins.builtin import images as plugin
 from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.container import image_checks
 from glidein_plugins.container.images import refusal
 from glidein_plugins.engine import manager
 from glidein_plugins.engine.registry import BUILTINS
@@ -430,7 +431,7 @@ def _context(tmp_path: Path, values: str, settings: dict[str, object] | None = N
 ])
 def test_singularity_image_required_reads_as_the_reference(tmp_path, value, required):
     context = _context(tmp_path, f"SINGULARITY_IMAGE_REQUIRED {value}\n")
-    found = plugin.required_by(context, Facts())
+    found = image_checks.required_by(context, Facts())
     assert bool(found) is required
     if required:
         assert found.startswith(f"SINGULARITY_IMAGE_REQUIRED={value.strip()} (glidein_config:1)")
@@ -438,17 +439,17 @@ def test_singularity_image_required_reads_as_the_reference(tmp_path, value, requ
 
 def test_singularity_image_required_is_met_by_an_image_of_a_common_platform(tmp_path):
     context = _context(tmp_path, "SINGULARITY_IMAGE_REQUIRED true\n")
-    assert plugin.required_by(context, Facts(images=(Image("rhel7", "/cvmfs/x"),))) == ""
-    assert plugin.required_by(context, Facts(images=(Image("el9", "/cvmfs/x"),))) != ""
+    assert image_checks.required_by(context, Facts(images=(Image("rhel7", "/cvmfs/x"),))) == ""
+    assert image_checks.required_by(context, Facts(images=(Image("el9", "/cvmfs/x"),))) != ""
 
 
 def test_require_platform_image_names_its_setting(tmp_path):
     context = _context(tmp_path, "", {"require_platform_image": True})
-    assert plugin.required_by(context, Facts(images=(Image("rhel9", "/cvmfs/x"),))) == (
+    assert image_checks.required_by(context, Facts(images=(Image("rhel9", "/cvmfs/x"),))) == (
         "entry.yaml:3: settings.images.require_platform_image is true (an image for the node's "
         "own platforms is required)")
     image = Image("rhel9", "/cvmfs/x")
-    assert plugin.required_by(context, Facts(images=(image,), image=image)) == ""
+    assert image_checks.required_by(context, Facts(images=(image,), image=image)) == ""
 
 
 def test_what_is_missing_names_platforms_lists_restrictions_and_verdicts(tmp_path):
@@ -456,12 +457,12 @@ def test_what_is_missing_names_platforms_lists_restrictions_and_verdicts(tmp_pat
                                  "SINGULARITY_IMAGE_RESTRICTIONS cvmfs,remote\n")
     context.state("images")["verdicts"] = {"rhel9": "/x (SINGULARITY_IMAGES_DICT) unusable: "
                                                     "does not exist"}
-    summary, details = plugin.missing(context, Facts(), ["rhel9", "rhel8"])
+    summary, details = image_checks.missing(context, Facts(), ["rhel9", "rhel8"])
     assert summary == ("no usable image for platforms rhel9,rhel8 (GLIDEIN_REQUIRED_OS="
                        "rhel9,rhel8 meeting REQUIRED_OS=any) after SINGULARITY_IMAGE_RESTRICTIONS"
                        "=cvmfs,remote (usable: none)")
     assert details == ("rhel9: /x (SINGULARITY_IMAGES_DICT) unusable: does not exist; "
                        "none configured for rhel8")
-    assert plugin.missing(context, Facts(), []) == (
+    assert image_checks.missing(context, Facts(), []) == (
         "GLIDEIN_REQUIRED_OS=rhel9,rhel8 and REQUIRED_OS=any have no platform in common, so no "
         "image serves this node", "")

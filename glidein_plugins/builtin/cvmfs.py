@@ -27,7 +27,6 @@ Settings (``settings: {cvmfs: {...}}``): ``repositories`` (list of names, []), `
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +35,12 @@ from glidein_plugins import hookimpl
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.node import commands, paths
+from glidein_plugins.node.cvmfs_names import REPOS_KEY, name_problem
 from glidein_plugins.spec import checks
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import Attribute, flag
 
 PLUGIN = "cvmfs"
-REPOS_KEY = "GLIDEIN_CVMFS_REPOS"
 SETTINGS = Options(
     Option("repositories", [], checks.strings, "CVMFS repositories to check and advertise, "
            "besides those of GLIDEIN_CVMFS_REPOS",
@@ -49,9 +48,6 @@ SETTINGS = Options(
     Option("timeout", 20.0, checks.seconds,
            "seconds for the stat of the repositories, and for reading their revisions"),
 )
-# a fully qualified repository name: DNS labels (letters, digits, inner '-') joined by dots
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+\Z")
 _INT64_MAX = 2**63 - 1
 XATTR = "user.revision"
 
@@ -88,14 +84,6 @@ class Repository:
 
 def attribute_suffix(name: str) -> str:
     return name.replace(".", "_").replace("-", "_")
-
-
-def name_problem(name: str) -> str:
-    """Why ``name`` is not a CVMFS repository name ('' if it is one)."""
-    if _NAME.match(name):
-        return ""
-    return (f"{name!r} is not a CVMFS repository name (a fully qualified name such as "
-            "oasis.opensciencegrid.org: letters, digits and inner '-' in dot-separated labels)")
 
 
 def settings(context: Context) -> dict[str, Any]:

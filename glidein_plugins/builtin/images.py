@@ -33,13 +33,18 @@ for each check, 20), ``require_platform_image`` (bool, false).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.config.options import Option, Options
-from glidein_plugins.container.image_checks import Configured, advertisable, configured, resolve
+from glidein_plugins.container import image_checks
+from glidein_plugins.container.image_checks import (
+    PLUGIN,
+    Configured,
+    advertisable,
+    configured,
+    resolve,
+    settings,
+)
 from glidein_plugins.container.images import (
-    ANY_ORDER,
     RESTRICTIONS_KEY,
     is_remote,
     rebase_cvmfs,
@@ -48,27 +53,10 @@ from glidein_plugins.container.images import (
     under,
 )
 from glidein_plugins.node import paths
-from glidein_plugins.spec import checks
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import Facts, Image
 
-PLUGIN = "images"
-SETTINGS = Options(
-    Option("osg_defaults", True, checks.boolean,
-           "offer OSG's rhel9/8/7 images when no image is configured"),
-    Option("timeout", 20.0, checks.seconds,
-           "seconds for each check of the images (existence, real path)"),
-    Option("require_platform_image", False, checks.boolean,
-           "no usable image for the node's platforms (or an empty GLIDEIN_REQUIRED_OS and "
-           "REQUIRED_OS intersection) is fatal, instead of a warning with the runtime proven "
-           "by a test image"),
-)
-REQUIRED_KEY = "SINGULARITY_IMAGE_REQUIRED"
-
-
-def settings(context: Context) -> dict[str, Any]:
-    """The plugin's settings, checked: a wrong one is a Config failure naming where."""
-    return checks.plugin_settings(context, PLUGIN, SETTINGS)
+SETTINGS = image_checks.SETTINGS  # the declaration the engine checks the settings with
 
 
 @hookimpl(trylast=True)
@@ -163,41 +151,3 @@ def glidein_image_select(facts: Facts, platforms: Sequence[str]) -> Image | None
     """The usable image of the first platform, in the order given (the job's preference)."""
     by_platform = {image.platform: image for image in facts.images}
     return next((by_platform[p] for p in platforms if p in by_platform), None)
-
-
-def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> tuple[str, str]:
-    """What is missing when no usable image serves the node's ``platforms`` (('', '') when one
-    does): a summary (the platforms, the OS lists that made them, the restrictions) and the
-    details (each image's verdict, '' for an empty OS intersection)."""
-    if facts.image is not None:
-        return "", ""
-    entry_os = context.get("GLIDEIN_REQUIRED_OS") or "any"
-    job_os = context.get("REQUIRED_OS") or "any"
-    if not platforms:
-        return (f"GLIDEIN_REQUIRED_OS={entry_os} and REQUIRED_OS={job_os} have no platform in "
-                "common, so no image serves this node"), ""
-    verdicts: dict[str, str] = context.state(PLUGIN).get("verdicts", {})
-    told = [f"{platform}: {verdicts[platform]}" for platform in platforms if platform in verdicts]
-    unset = [platform for platform in platforms if platform not in verdicts]
-    if unset:
-        told.append(f"none configured for {','.join(unset)}")
-    allowed = context.value(RESTRICTIONS_KEY) or "cvmfs (the default)"
-    usable = ",".join(image.platform for image in facts.images) or "none"
-    return (f"no usable image for platforms {','.join(platforms)} (GLIDEIN_REQUIRED_OS="
-            f"{entry_os} meeting REQUIRED_OS={job_os}) after {RESTRICTIONS_KEY}={allowed} "
-            f"(usable: {usable})"), "; ".join(told)
-
-
-def required_by(context: Context, facts: Facts) -> str:
-    """The opt-in that makes a missing image fatal here ('' when none applies)."""
-    if facts.image is not None:
-        return ""
-    if settings(context)["require_platform_image"]:
-        return (f"{checks.where(context, PLUGIN, 'require_platform_image')} is true (an image "
-                "for the node's own platforms is required)")
-    raw = context.value(REQUIRED_KEY)
-    if raw.lower() in ("", "false") or any(image.platform in ANY_ORDER for image in facts.images):
-        return ""
-    where = context.where(REQUIRED_KEY) or "environment"
-    return (f"{REQUIRED_KEY}={raw} ({where}) requires an image for "
-            f"{','.join(ANY_ORDER)} or the node's platforms")
