@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from glidein_plugins import Context, Image, paths
 from glidein_plugins.container.image_checks import advertisable, resolve
 from glidein_plugins.container.images import rebase_cvmfs, refusal, restrictions, under
-from glidein_plugins.node import paths
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Image
 
 
 def usable_images(context: Context, wanted: Sequence[tuple[str, str]], source: str,

@@ -24,15 +24,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Attribute,
+    Bind,
+    BindVerdict,
+    Context,
+    Facts,
+    FailureType,
+    GlideinFailure,
+    InputError,
+    Option,
+    Options,
+    checks,
+    flag,
+    hookimpl,
+    paths,
+)
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container.images import is_remote
-from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.node import paths
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Attribute, Bind, BindVerdict, Facts, flag
 
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"

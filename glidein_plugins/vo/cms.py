@@ -29,14 +29,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Bind,
+    Context,
+    FailureType,
+    GlideinFailure,
+    Image,
+    Option,
+    Options,
+    checks,
+    hookimpl,
+)
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container.images import rebase_cvmfs
-from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Bind, Image
 from glidein_plugins.vo import _common
 
 PLUGIN = "cms"

@@ -29,13 +29,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Attribute,
+    Context,
+    Facts,
+    Image,
+    Option,
+    Options,
+    RuntimeCandidate,
+    checks,
+    flag,
+    hookimpl,
+    one_line,
+)
 from glidein_plugins.container.image_checks import configured
 from glidein_plugins.container.images import OSG_DEFAULTS, rebase_cvmfs
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
 from glidein_plugins.vo import _common
 
 PLUGIN = "osg"
