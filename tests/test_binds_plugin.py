@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import binds as plugin
 from glidein_plugins.config.model import EntryConfig, Setting
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.engine.runner import Runner
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.protocol.glideinwms import glidein_config

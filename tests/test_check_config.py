@@ -23,6 +23,7 @@ from conftest import ROOT, bare_node_env, glidein_result, make_work_dir, report_
 from glidein_plugins.cli import config_show, operator_commands, parser
 from glidein_plugins.config import factory_config, options
 from glidein_plugins.config.config_yaml import MAX_DEPTH
+from glidein_plugins.engine import registry
 from glidein_plugins.engine.config_check import ATTRIBUTE_RULES
 
 DATA = Path(__file__).parent / "data" / "factory"
@@ -259,7 +260,7 @@ def test_periodic_with_a_missing_glidein_config_says_so_not_internal_error(
 
 def test_the_settings_reference_is_generated_and_up_to_date() -> None:
     generated = config_show.reference(
-        options.builtin_declarations(),
+        registry.builtin_declarations(),
         {key: accepts for key, (_, accepts) in ATTRIBUTE_RULES.items()})
     assert (ROOT / "docs" / "settings.md").read_text() == generated, \
         "run: glidein-plugins config reference > docs/settings.md"
@@ -268,7 +269,7 @@ def test_the_settings_reference_is_generated_and_up_to_date() -> None:
 
 
 def test_every_builtin_declares_every_setting_it_reads_with_a_doc() -> None:
-    for plugin, declared in options.builtin_declarations().items():
+    for plugin, declared in registry.builtin_declarations().items():
         for option in declared.options.values():
             assert option.doc and option.expected != "any value", (plugin, option.name)
             assert option.check(option.default) == "" or option.default is None, \
@@ -392,8 +393,8 @@ def test_plural() -> None:
 
 
 def test_one_name_per_attribute_in_tables_the_others_with_v() -> None:
-    from glidein_plugins.builtin.singularity import PREFIXES  # noqa: PLC0415
     from glidein_plugins.cli.report_text import alias_groups  # noqa: PLC0415
+    from glidein_plugins.container.runtime import PREFIXES  # noqa: PLC0415
     from glidein_plugins.spec.results import Attribute  # noqa: PLC0415
 
     published = [Attribute(prefix + suffix, value, plugin="singularity")

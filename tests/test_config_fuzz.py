@@ -20,12 +20,12 @@ from conftest import bare_node_env, make_work_dir
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins.config import factory_config, options
-from glidein_plugins.engine import config_check
+from glidein_plugins.config import factory_config
+from glidein_plugins.engine import config_check, registry
 from glidein_plugins.errors import FailureType
 from glidein_plugins.runs.session import run_setup
 
-DECLARED = options.builtin_declarations()
+DECLARED = registry.builtin_declarations()
 WORDS = ["", "x", "-x", "--nv", "/abs/path", "relative/path", "oasis.opensciencegrid.org",
          "bad name", "/a:/b", "/a:/b:ro", "/a:/b:c:d"]
 VALUES = st.sampled_from([

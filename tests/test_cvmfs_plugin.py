@@ -22,10 +22,10 @@ from conftest import (
     startd_values,
 )
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import cvmfs as plugin
 from glidein_plugins.config import factory_config
 from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.node import commands
 from glidein_plugins.protocol.glideinwms import glidein_config

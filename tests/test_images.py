@@ -246,7 +246,7 @@ def test_other_schemes_are_not_remote(uri):
 @pytest.mark.parametrize("uri", ["docker-archive:///tmp/image.tar", "oci-archive:///x.tar",
                                  "file:///cvmfs/x/image.sif"])
 def test_remote_never_admits_an_image_from_a_local_transport(uri, allowed):
-    from glidein_plugins.builtin.images import refusal  # noqa: PLC0415 - the plugin's judge
+    from glidein_plugins.container.images import refusal  # noqa: PLC0415 - the one rule
 
     assert refusal("docker://registry.example/vo/image:tag", frozenset(allowed), "/cvmfs") == ""
     assert refusal(uri, frozenset(allowed), "/cvmfs") == (

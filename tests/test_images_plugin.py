@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import glidein_result, make_work_dir, run_cli, startd_values
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.builtin import images as plugin
 from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.container import image_checks
+from glidein_plugins.container.images import refusal
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.engine.runner import Runner
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.protocol.glideinwms import glidein_config
@@ -395,7 +397,7 @@ def test_setup_publishes_usable_images_and_leaves_glidein_required_os(tmp_path, 
 @pytest.mark.parametrize("uri", ["/cvmfs/../tmp/img", "/cvmfs/repo/../../etc"])
 def test_dot_dot_cannot_leave_cvmfs(uri: str) -> None:
     allowed = frozenset({"cvmfs"})
-    assert "'..'" in plugin.refusal(uri, allowed, "/cvmfs")
+    assert "'..'" in refusal(uri, allowed, "/cvmfs")
 
 
 def test_a_cvmfs_link_leading_outside_is_refused(tmp_path: Path) -> None:
@@ -429,7 +431,7 @@ def _context(tmp_path: Path, values: str, settings: dict[str, object] | None = N
 ])
 def test_singularity_image_required_reads_as_the_reference(tmp_path, value, required):
     context = _context(tmp_path, f"SINGULARITY_IMAGE_REQUIRED {value}\n")
-    found = plugin.required_by(context, Facts())
+    found = image_checks.required_by(context, Facts())
     assert bool(found) is required
     if required:
         assert found.startswith(f"SINGULARITY_IMAGE_REQUIRED={value.strip()} (glidein_config:1)")
@@ -437,17 +439,17 @@ def test_singularity_image_required_reads_as_the_reference(tmp_path, value, requ
 
 def test_singularity_image_required_is_met_by_an_image_of_a_common_platform(tmp_path):
     context = _context(tmp_path, "SINGULARITY_IMAGE_REQUIRED true\n")
-    assert plugin.required_by(context, Facts(images=(Image("rhel7", "/cvmfs/x"),))) == ""
-    assert plugin.required_by(context, Facts(images=(Image("el9", "/cvmfs/x"),))) != ""
+    assert image_checks.required_by(context, Facts(images=(Image("rhel7", "/cvmfs/x"),))) == ""
+    assert image_checks.required_by(context, Facts(images=(Image("el9", "/cvmfs/x"),))) != ""
 
 
 def test_require_platform_image_names_its_setting(tmp_path):
     context = _context(tmp_path, "", {"require_platform_image": True})
-    assert plugin.required_by(context, Facts(images=(Image("rhel9", "/cvmfs/x"),))) == (
+    assert image_checks.required_by(context, Facts(images=(Image("rhel9", "/cvmfs/x"),))) == (
         "entry.yaml:3: settings.images.require_platform_image is true (an image for the node's "
         "own platforms is required)")
     image = Image("rhel9", "/cvmfs/x")
-    assert plugin.required_by(context, Facts(images=(image,), image=image)) == ""
+    assert image_checks.required_by(context, Facts(images=(image,), image=image)) == ""
 
 
 def test_what_is_missing_names_platforms_lists_restrictions_and_verdicts(tmp_path):
@@ -455,12 +457,12 @@ def test_what_is_missing_names_platforms_lists_restrictions_and_verdicts(tmp_pat
                                  "SINGULARITY_IMAGE_RESTRICTIONS cvmfs,remote\n")
     context.state("images")["verdicts"] = {"rhel9": "/x (SINGULARITY_IMAGES_DICT) unusable: "
                                                     "does not exist"}
-    summary, details = plugin.missing(context, Facts(), ["rhel9", "rhel8"])
+    summary, details = image_checks.missing(context, Facts(), ["rhel9", "rhel8"])
     assert summary == ("no usable image for platforms rhel9,rhel8 (GLIDEIN_REQUIRED_OS="
                        "rhel9,rhel8 meeting REQUIRED_OS=any) after SINGULARITY_IMAGE_RESTRICTIONS"
                        "=cvmfs,remote (usable: none)")
     assert details == ("rhel9: /x (SINGULARITY_IMAGES_DICT) unusable: does not exist; "
                        "none configured for rhel8")
-    assert plugin.missing(context, Facts(), []) == (
+    assert image_checks.missing(context, Facts(), []) == (
         "GLIDEIN_REQUIRED_OS=rhel9,rhel8 and REQUIRED_OS=any have no platform in common, so no "
         "image serves this node", "")

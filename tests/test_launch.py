@@ -14,12 +14,12 @@ from conftest import ROOT, FakeCvmfs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glidein_plugins.builtin import launch as launch_plugin
 from glidein_plugins.config.model import EntryConfig
 from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, Stop
 from glidein_plugins.gpu import assignment, container
 from glidein_plugins.jobstart import launch, setup_state
+from glidein_plugins.jobstart import settings as launch_config
 from glidein_plugins.jobstart.setup_state import (
     BindState,
     ImageState,
@@ -47,7 +47,7 @@ def node_state(fake_cvmfs: FakeCvmfs, tmp_path: Path, **changes) -> SetupState:
         images=images, default_image=images[0],
         binds=[BindState(str(fake_cvmfs.root), "/cvmfs"), BindState("/etc/hosts"),
                BindState("/data", "/mnt/data", "ro")],
-        launch=dict(launch_plugin.SETTINGS), tmp_dir=str(tmp_path / "glide" / "tmp"),
+        launch=dict(launch_config.SETTINGS), tmp_dir=str(tmp_path / "glide" / "tmp"),
         required_os="rhel9,rhel8", restrictions=["cvmfs"], cvmfs_root=str(fake_cvmfs.root))
     return state.replace(**changes)
 
@@ -259,7 +259,7 @@ def test_contain_and_pid_only_where_they_work(
         tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Path, runtime: dict,
         launch_settings: dict, environ: dict, ad: dict, expected: list[str]) -> None:
     state = node_state(fake_cvmfs, tmp_path, runtime=runtime_with(**runtime),
-                       launch={**launch_plugin.SETTINGS, **launch_settings})
+                       launch={**launch_config.SETTINGS, **launch_settings})
     found = built(state, job(sandbox, job_ad=ad), **environ)
     wanted = ["--home", f"{sandbox}:/srv", "--pwd", "/srv", *expected]
     if "--cleanenv" in expected:  # extra options come after the computed ones
@@ -271,7 +271,7 @@ def test_nested_drops_containing_extra_options_with_a_warning(
         tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Path) -> None:
     state = node_state(fake_cvmfs, tmp_path,
                        runtime=runtime_with(nested=True, contain=False, pid_namespaces=False),
-                       launch={**launch_plugin.SETTINGS,
+                       launch={**launch_config.SETTINGS,
                                "extra_options": ["-C", "--no-eval", "--containall", "-p"]})
     found = built(state, job(sandbox))
     assert options(found)[4:-2] == ["--no-eval"]
@@ -369,7 +369,7 @@ def test_inconsistent_environment_options_are_warned_about(
 def test_cleanenv_in_extra_options_keeps_the_variables_too(
         tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Path) -> None:
     state = node_state(fake_cvmfs, tmp_path,
-                       launch={**launch_plugin.SETTINGS, "extra_options": ["--cleanenv"]})
+                       launch={**launch_config.SETTINGS, "extra_options": ["--cleanenv"]})
     found = built(state, job(sandbox), GLIDEIN_Proxy_URL="http://squid")
     assert found.argv.count("--cleanenv") == 1
     both = built(state.replace(container_env="clearall"), job(sandbox))
@@ -443,7 +443,7 @@ def plugin_context(work: Path, environ: dict[str, str], state: SetupState | None
     entry = EntryConfig("E")
     context = Context(entry, glidein_config.parse(""), work, Deadline(30), environ)
     if state is not None:
-        context.state("launch")[launch_plugin.STATE_KEY] = state
+        context.state("launch")[launch_config.STATE_KEY] = state
     return Runner(manager.build(entry, {}), context), context
 
 

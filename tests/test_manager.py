@@ -18,9 +18,9 @@ import pluggy
 import pytest
 from conftest import ROOT, make_work_dir, run_cli
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.config.model import EntryConfig
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.engine.runner import Runner, SetupReport
 from glidein_plugins.errors import FailureType
 from glidein_plugins.protocol.glideinwms import glidein_config

@@ -13,6 +13,8 @@ from conftest import FakeBin, FakeCvmfs, glidein_result, make_work_dir, run_cli
 
 from glidein_plugins.builtin import probe
 from glidein_plugins.config.model import EntryConfig, Setting
+from glidein_plugins.container import probe as probing
+from glidein_plugins.container import runtime
 from glidein_plugins.protocol.glideinwms.glidein_config import parse
 from glidein_plugins.spec.context import Context, Deadline
 from glidein_plugins.spec.results import Facts, Image, RuntimeCandidate, RuntimeProbe
@@ -42,7 +44,7 @@ ESC = "\x1b"
                                                         "apptainer")),
 ])
 def test_version_and_flavour(full, short, expected):
-    assert probe.parse_version(full, short) == expected
+    assert runtime.parse_version(full, short) == expected
 
 
 @pytest.mark.parametrize(("line", "mode"), [
@@ -53,13 +55,13 @@ def test_version_and_flavour(full, short, expected):
     (f"{ESC}[0;32m         0       1000          1{ESC}[0m", "fakeroot"),
 ])
 def test_privilege_mode_from_uid_map(line, mode):
-    assert probe.privilege_mode(line) == mode
+    assert runtime.privilege_mode(line) == mode
 
 
 @pytest.mark.parametrize("line", ["", "garbage", "0 x 1", "1 2 3 4"])
 def test_a_line_that_is_not_uid_map_is_refused(line):
     with pytest.raises(ValueError, match="uid_map"):
-        probe.privilege_mode(line)
+        runtime.privilege_mode(line)
 
 
 # ---- probing a fake runtime --------------------------------------------------------------------
@@ -205,7 +207,7 @@ def test_binding_onto_a_missing_target(fake_cvmfs, fail, can):
     result, _ = run_probe(fake_cvmfs, runtime)
     assert result.ok and result.features["missing_target"] is can
     if not can:
-        assert (f"destination {probe.MISSING_TARGET} doesn't exist in container"
+        assert (f"destination {probing.MISSING_TARGET} doesn't exist in container"
                 in result.reasons["missing_target"])
 
 
@@ -330,13 +332,13 @@ def test_a_zero_or_expired_ttl_probes_again(fake_cvmfs, ttl):
     time.sleep(0.01)
     result, _ = run_probe(fake_cvmfs, runtime, {"cache_ttl": ttl})
     assert result.ok and len(fake_cvmfs.bin.calls()) == 2 * calls
-    cache = fake_cvmfs.root.parent / "work" / probe.CACHE
+    cache = fake_cvmfs.root.parent / "work" / probing.CACHE
     assert cache.exists() == (ttl > 0)
 
 
 @pytest.mark.parametrize("content", ["", "not json", "[1, 2]", '{"key": {"time": "x"}}'])
 def test_a_broken_cache_is_ignored_and_replaced(fake_cvmfs, content):
-    cache = fake_cvmfs.root.parent / "work" / probe.CACHE
+    cache = fake_cvmfs.root.parent / "work" / probing.CACHE
     cache.parent.mkdir(parents=True)
     cache.write_text(content)
     runtime = fake_cvmfs.bin.install_runtime("apptainer")

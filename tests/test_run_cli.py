@@ -15,7 +15,7 @@ import pytest
 from conftest import bare_node_env, report_table, run_cli
 
 from glidein_plugins import __version__
-from glidein_plugins.builtin import BUILTINS
+from glidein_plugins.engine.registry import BUILTINS
 
 SITE = Path(__file__).parent / "data" / "factory" / "site.yaml"
 # what PREFERRED without a runtime publishes: the reference's names, then the host facts

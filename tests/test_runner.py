@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import make_work_dir, run_cli
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.config.model import EntryConfig, Setting
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.engine.runner import POLICIES, Runner, SetupReport, Stop
 from glidein_plugins.errors import FailureType
 from glidein_plugins.protocol.glideinwms import glidein_config

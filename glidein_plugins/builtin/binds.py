@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container.images import is_remote, rebase_cvmfs
@@ -51,7 +50,7 @@ def configured(context: Context, root: str) -> list[Bind]:
     for key, who, failure_type in SOURCES:
         where = f"{context.where(key) or 'environment'}: {key} ({who})"
         try:
-            parsed = bind_lists.parse(value(context, key), where, key)
+            parsed = bind_lists.parse(context.value(key), where, key)
         except InputError as exc:
             raise GlideinFailure(failure_type, str(exc)) from None
         found += [bind_lists.make(rebase_cvmfs(b.source, root), b.destination, b.options,
@@ -61,7 +60,7 @@ def configured(context: Context, root: str) -> list[Bind]:
 
 @hookimpl(trylast=True)
 def glidein_binds_contribute(context: Context, facts: Facts) -> list[Bind]:
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     found = configured(context, root)
     found += [Bind(path, origin="default") for path in bind_lists.DEFAULTS]
     found.append(bind_lists.make(root, "/cvmfs", origin="CVMFS"))
@@ -107,7 +106,7 @@ def glidein_binds_validate(context: Context, facts: Facts,
         else {}
     found = paths.inspect([*(bind.source for bind in rest), *([image] if image else []),
                            *inside.values()], timeout, context.quiet_run,
-                          split_under=[cvmfs_root(context).rstrip("/") or "/cvmfs"])
+                          split_under=[context.cvmfs_root])
     if image and found[image].kind != "directory":
         inside = {}  # a SIF or other image file: its content cannot be looked at from here
     for bind in rest:

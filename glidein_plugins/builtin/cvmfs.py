@@ -27,22 +27,20 @@ Settings (``settings: {cvmfs: {...}}``): ``repositories`` (list of names, []), `
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
 from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.node import commands, paths
+from glidein_plugins.node.cvmfs_names import REPOS_KEY, name_problem
 from glidein_plugins.spec import checks
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import Attribute, flag
 
 PLUGIN = "cvmfs"
-REPOS_KEY = "GLIDEIN_CVMFS_REPOS"
 SETTINGS = Options(
     Option("repositories", [], checks.strings, "CVMFS repositories to check and advertise, "
            "besides those of GLIDEIN_CVMFS_REPOS",
@@ -50,9 +48,6 @@ SETTINGS = Options(
     Option("timeout", 20.0, checks.seconds,
            "seconds for the stat of the repositories, and for reading their revisions"),
 )
-# a fully qualified repository name: DNS labels (letters, digits, inner '-') joined by dots
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+\Z")
 _INT64_MAX = 2**63 - 1
 XATTR = "user.revision"
 
@@ -91,14 +86,6 @@ def attribute_suffix(name: str) -> str:
     return name.replace(".", "_").replace("-", "_")
 
 
-def name_problem(name: str) -> str:
-    """Why ``name`` is not a CVMFS repository name ('' if it is one)."""
-    if _NAME.match(name):
-        return ""
-    return (f"{name!r} is not a CVMFS repository name (a fully qualified name such as "
-            "oasis.opensciencegrid.org: letters, digits and inner '-' in dot-separated labels)")
-
-
 def settings(context: Context) -> dict[str, Any]:
     return checks.plugin_settings(context, PLUGIN, SETTINGS)
 
@@ -113,7 +100,7 @@ def configured(context: Context, names: list[str]) -> list[Repository]:
             raise GlideinFailure(FailureType.CONFIG, f"{setting_where}: {why}")
     from_config = []
     key_where = f"{context.where(REPOS_KEY) or 'environment'}: {REPOS_KEY}"
-    for item in value(context, REPOS_KEY).split(":"):
+    for item in context.value(REPOS_KEY).split(":"):
         name = item.strip()
         why = name_problem(name) if name else ""
         if why:
@@ -174,7 +161,7 @@ def glidein_attributes_contribute(context: Context) -> list[Attribute]:
     if not repos:
         return []  # nothing configured: no process, no attribute
     timeout = float(options["timeout"])
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     where = {repo: f"{root}/{repo.name}/." for repo in repos}
     found = paths.inspect(where.values(), timeout, context.quiet_run, split_under=[root])
     available = [where[repo] for repo in repos if found[where[repo]].kind == "directory"]

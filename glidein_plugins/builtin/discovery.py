@@ -61,25 +61,14 @@ _MODULE_SCRIPT = (
 )
 
 
-def value(context: Context, key: str) -> str:
-    """``key`` from glidein_config (or the entry config), else the environment, stripped."""
-    found = context.get(key)
-    return (found if found is not None else context.environ.get(key, "")).strip()
-
-
-def cvmfs_root(context: Context) -> str:
-    return value(context, "CVMFS_MOUNT_DIR").rstrip("/") or "/cvmfs"
-
-
 def osg_binary(context: Context) -> str:
     """The OSG-distributed runtime: ``OSG_SINGULARITY_BINARY``, else the default in CVMFS."""
-    return value(context, "OSG_SINGULARITY_BINARY") or rebase_cvmfs(OSG_BINARY,
-                                                                  cvmfs_root(context))
+    return context.value("OSG_SINGULARITY_BINARY") or rebase_cvmfs(OSG_BINARY, context.cvmfs_root)
 
 
 def condor_apptainer(context: Context) -> str:
     """The HTCondor tarball's apptainer ('' without ``CONDOR_DIR``)."""
-    condor_dir = value(context, "CONDOR_DIR").rstrip("/")
+    condor_dir = context.value("CONDOR_DIR").rstrip("/")
     return f"{condor_dir}/{CONDOR_APPTAINER}" if condor_dir else ""
 
 
@@ -111,12 +100,12 @@ def _rank(base: int, index: int) -> int:
 def plan(context: Context) -> list[Planned]:
     """Every place to look, in order, before anything is looked at."""
     planned: list[Planned] = []
-    override = value(context, OVERRIDE_KEY)
+    override = context.value(OVERRIDE_KEY)
     if override:
         items = [item for item in override.split(":") if item]
         planned += [Planned(item, OVERRIDE_KEY, _rank(100, i), True)
                     for i, item in enumerate(items)]
-    setting = value(context, BIN_KEY)
+    setting = context.value(BIN_KEY)
     keyword = (setting or "OSG").upper()
     source = f"{BIN_KEY}={setting or 'OSG (default)'}"
     if keyword == "OSG":
@@ -211,7 +200,7 @@ def glidein_runtime_discover(context: Context) -> list[RuntimeCandidate]:
     wanted = [item.path for item in planned]
     wanted += [in_dir(item.path, name) for item in planned if item.explicit for name in NAMES]
     info = paths.inspect(wanted, timeout, context.quiet_run,
-                         split_under=[cvmfs_root(context)])
+                         split_under=[context.cvmfs_root])
     candidates = _candidates(planned, info, context)
     if settings["modules"]:
         candidates += _from_modules(context, timeout)

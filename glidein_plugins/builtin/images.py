@@ -32,142 +32,31 @@ for each check, 20), ``require_platform_image`` (bool, false).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins.container import image_checks
+from glidein_plugins.container.image_checks import (
+    PLUGIN,
+    Configured,
+    advertisable,
+    configured,
+    resolve,
+    settings,
+)
 from glidein_plugins.container.images import (
-    ANY_ORDER,
-    LEGACY_KEYS,
-    OSG_DEFAULTS,
-    format_dict,
+    RESTRICTIONS_KEY,
     is_remote,
-    parse_dict,
     rebase_cvmfs,
+    refusal,
+    restrictions,
     under,
 )
-from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.node import cvmfs_realpath, paths
-from glidein_plugins.protocol.htcondor import classad
-from glidein_plugins.spec import checks
+from glidein_plugins.node import paths
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import Facts, Image
 
-PLUGIN = "images"
-SETTINGS = Options(
-    Option("osg_defaults", True, checks.boolean,
-           "offer OSG's rhel9/8/7 images when no image is configured"),
-    Option("timeout", 20.0, checks.seconds,
-           "seconds for each check of the images (existence, real path)"),
-    Option("require_platform_image", False, checks.boolean,
-           "no usable image for the node's platforms (or an empty GLIDEIN_REQUIRED_OS and "
-           "REQUIRED_OS intersection) is fatal, instead of a warning with the runtime proven "
-           "by a test image"),
-)
-DICT_KEY = "SINGULARITY_IMAGES_DICT"
-RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
-RESTRICTIONS = ("cvmfs", "remote", "test", "any")
-REQUIRED_KEY = "SINGULARITY_IMAGE_REQUIRED"
-
-
-@dataclass(frozen=True)
-class Configured:
-    """One configured image: its platform key, URI as written, and where it came from."""
-
-    platform: str
-    uri: str
-    source: str
-
-
-def where(context: Context, key: str) -> str:
-    """Where ``key``'s value came from: ``glidein_config:12``, ``entry.yaml:7``, ``environment``."""
-    return context.where(key) or "environment"
-
-
-def configured(context: Context, osg_defaults: bool) -> list[Configured]:
-    """The images as configured, before any check, one per platform key."""
-    try:
-        parsed = parse_dict(value(context, DICT_KEY), f"{where(context, DICT_KEY)}: {DICT_KEY}")
-    except InputError as exc:
-        raise GlideinFailure(FailureType.VO_CONFIG, str(exc)) from None
-    found = {platform: Configured(platform, uri, DICT_KEY) for platform, uri in parsed}
-    for key, platform in LEGACY_KEYS:  # GlideinWMS's dict_set_val: the legacy value wins
-        uri = value(context, key)
-        if uri:
-            found[platform] = Configured(platform, uri, key)
-    if not found and osg_defaults:
-        return [Configured(platform, uri, "OSG default") for platform, uri in OSG_DEFAULTS]
-    return list(found.values())
-
-
-def restrictions(context: Context) -> frozenset[str]:
-    """The restrictions named by ``SINGULARITY_IMAGE_RESTRICTIONS`` (default ``cvmfs``)."""
-    raw = value(context, RESTRICTIONS_KEY) or "cvmfs"
-    names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
-    unknown = sorted(names - set(RESTRICTIONS))
-    if unknown:
-        raise GlideinFailure(FailureType.CONFIG, (
-            f"{where(context, RESTRICTIONS_KEY)}: {RESTRICTIONS_KEY}={raw!r}: unknown "
-            f"restriction {', '.join(unknown)} (known: {', '.join(RESTRICTIONS)})"))
-    return names or frozenset({"cvmfs"})
-
-
-def settings(context: Context) -> dict[str, Any]:
-    """The plugin's settings, checked: a wrong one is a Config failure naming where."""
-    return checks.plugin_settings(context, PLUGIN, SETTINGS)
-
-
-def refusal(uri: str, allowed: frozenset[str], root: str) -> str:
-    """Why a configured URI (``/cvmfs`` already rebased) breaks the restrictions ('' if not)."""
-    if is_remote(uri):
-        return "" if "remote" in allowed else (
-            f"remote image: {RESTRICTIONS_KEY} does not include 'remote'")
-    if not uri.startswith("/"):
-        return "neither an absolute path nor a registry URI (docker://, oras://, ...)"
-    if ".." in uri.split("/"):
-        return "a path with '..' components"
-    if "cvmfs" in allowed and not under(uri, root):
-        return f"not in CVMFS ({root}) and {RESTRICTIONS_KEY} includes 'cvmfs'"
-    return ""
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What the resolver said: ``real`` maps each path it answered for to its real path ('' if
-    it does not exist); ``reason`` says why it did not answer for the others, and ``stale``
-    holds those it was still working on (or had not reached) when it timed out."""
-
-    real: dict[str, str]
-    reason: str = ""
-    stale: frozenset[str] = frozenset()
-
-
-def resolve(context: Context, wanted: Iterable[str], root: str, timeout: float) -> Resolved:
-    """The real paths of ``wanted`` (in CVMFS under ``root``), from one bounded child process."""
-    wanted = list(dict.fromkeys(wanted))
-    if not wanted:
-        return Resolved({})
-    result = context.quiet_run(cvmfs_realpath.argv(wanted, root), timeout=timeout)
-    answered = cvmfs_realpath.answers(wanted, result.stdout)
-    real = {path: found for path, (found, _) in answered.items()}
-    if len(real) == len(wanted):
-        return Resolved(real)
-    if result.ok:
-        return Resolved(real, f"unexpected output {result.stdout[:80]!r}")
-    return Resolved(real, result.reason,
-                    frozenset(wanted[len(real):]) if result.timed_out else frozenset())
-
-
-def advertisable(image: Image) -> str:
-    """Why ``image`` cannot be advertised in ``SINGULARITY_IMAGES_DICT`` ('' if it can)."""
-    try:
-        classad.check_value(format_dict([(image.platform, image.uri)]), "S")
-    except ValueError as exc:
-        return f"cannot be advertised: {exc}"
-    return ""
+SETTINGS = image_checks.SETTINGS  # the declaration the engine checks the settings with
 
 
 @hookimpl(trylast=True)
@@ -175,7 +64,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     chosen = settings(context)
     timeout = float(chosen["timeout"])
     allowed = restrictions(context)
-    root = cvmfs_root(context).rstrip("/") or "/cvmfs"
+    root = context.cvmfs_root
     candidates: list[tuple[Configured, str]] = []  # (configured, rebased URI)
     verdicts: dict[str, str] = context.state(PLUGIN).setdefault("verdicts", {})
     for item in configured(context, chosen["osg_defaults"]):
@@ -262,40 +151,3 @@ def glidein_image_select(facts: Facts, platforms: Sequence[str]) -> Image | None
     """The usable image of the first platform, in the order given (the job's preference)."""
     by_platform = {image.platform: image for image in facts.images}
     return next((by_platform[p] for p in platforms if p in by_platform), None)
-
-
-def missing(context: Context, facts: Facts, platforms: Sequence[str]) -> tuple[str, str]:
-    """What is missing when no usable image serves the node's ``platforms`` (('', '') when one
-    does): a summary (the platforms, the OS lists that made them, the restrictions) and the
-    details (each image's verdict, '' for an empty OS intersection)."""
-    if facts.image is not None:
-        return "", ""
-    entry_os = context.get("GLIDEIN_REQUIRED_OS") or "any"
-    job_os = context.get("REQUIRED_OS") or "any"
-    if not platforms:
-        return (f"GLIDEIN_REQUIRED_OS={entry_os} and REQUIRED_OS={job_os} have no platform in "
-                "common, so no image serves this node"), ""
-    verdicts: dict[str, str] = context.state(PLUGIN).get("verdicts", {})
-    told = [f"{platform}: {verdicts[platform]}" for platform in platforms if platform in verdicts]
-    unset = [platform for platform in platforms if platform not in verdicts]
-    if unset:
-        told.append(f"none configured for {','.join(unset)}")
-    allowed = value(context, RESTRICTIONS_KEY) or "cvmfs (the default)"
-    usable = ",".join(image.platform for image in facts.images) or "none"
-    return (f"no usable image for platforms {','.join(platforms)} (GLIDEIN_REQUIRED_OS="
-            f"{entry_os} meeting REQUIRED_OS={job_os}) after {RESTRICTIONS_KEY}={allowed} "
-            f"(usable: {usable})"), "; ".join(told)
-
-
-def required_by(context: Context, facts: Facts) -> str:
-    """The opt-in that makes a missing image fatal here ('' when none applies)."""
-    if facts.image is not None:
-        return ""
-    if settings(context)["require_platform_image"]:
-        return (f"{checks.where(context, PLUGIN, 'require_platform_image')} is true (an image "
-                "for the node's own platforms is required)")
-    raw = value(context, REQUIRED_KEY)
-    if raw.lower() in ("", "false") or any(image.platform in ANY_ORDER for image in facts.images):
-        return ""
-    return (f"{REQUIRED_KEY}={raw} ({where(context, REQUIRED_KEY)}) requires an image for "
-            f"{','.join(ANY_ORDER)} or the node's platforms")

@@ -12,7 +12,8 @@ for the refusal (its reason, and whether the job may run on the host).
 The job wrapper calls ``launch.build`` directly (without pluggy) unless the state lists other
 plugins implementing ``glidein_job_launch``.
 
-Settings (``settings: {launch: {...}}``; checked at setup, a wrong one is a ``Config`` failure
+Settings (``settings: {launch: {...}}``, declared in ``glidein_plugins.jobstart.settings``;
+checked at setup, a wrong one is a ``Config`` failure
 naming ``file:line`` and the key), kept in the setup state for job start:
 
 ========================  ========  ==========================================================
@@ -28,44 +29,16 @@ naming ``file:line`` and the key), kept in the setup state for job start:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from glidein_plugins import hookimpl
-from glidein_plugins.config.model import EntryConfig
-from glidein_plugins.config.options import Option, Options
 from glidein_plugins.errors import FailureType, GlideinFailure
 from glidein_plugins.jobstart import launch, setup_state
-from glidein_plugins.spec import checks
+from glidein_plugins.jobstart import settings as launch_settings
+from glidein_plugins.jobstart.settings import PLUGIN, STATE_KEY
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import ContainerInvocation, JobRequest
 
-PLUGIN = "launch"
-SETTINGS = Options(
-    Option("pid_namespaces", True, checks.boolean,
-           "use --pid where the probe found PID namespaces work"),
-    Option("extra_options", [], checks.runtime_options,
-           "more runtime options (strings starting with '-'), before --bind"),
-    Option("check_timeout", 20.0, checks.seconds,
-           "seconds for each check at job start (the job's own image, CVMFS)"),
-    Option("failure_delay", 600.0, checks.seconds_or_zero,
-           "seconds the wrapper waits before failing a job (no black hole)"),
-    Option("plugin_budget", 60.0, checks.seconds,
-           "seconds the job plugins may take, when the state lists some"),
-    Option("native", False, checks.boolean, "HTCondor starts the container (no wrapper)"),
-)
-STATE_KEY = "setup_state"  # context.state("launch")[STATE_KEY]: a loaded SetupState
-
-
-def settings(entry: EntryConfig) -> dict[str, Any]:
-    """The entry's ``launch`` settings over the defaults.
-
-    Raises GlideinFailure (``Config``) naming the file, line and key of a wrong one.
-    """
-    values = entry.settings.get(PLUGIN, {})
-    problems = SETTINGS.problems(PLUGIN, values)
-    if problems:
-        raise GlideinFailure(FailureType.CONFIG, str(problems[0]))
-    return SETTINGS.resolve(values)
+SETTINGS = launch_settings.SETTINGS  # the declaration the engine checks the settings with
 
 
 def state_for(context: Context, machine_ad: Mapping[str, str]) -> setup_state.SetupState:

@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from glidein_plugins import hookimpl
-from glidein_plugins.builtin import probe
 from glidein_plugins.container.images import ANY, format_dict, node_platforms, parse_platforms
+from glidein_plugins.container.runtime import PREFIXES, nested, user_namespaces
 from glidein_plugins.spec.context import Context
 from glidein_plugins.spec.results import Attribute, Facts, Image, Mode, RuntimeProbe, flag, one_line
 
@@ -47,8 +47,6 @@ FEATURES = (
     ("pid_namespaces", "SINGULARITY_CAN_USE_PID_NAMESPACES"),
     ("contain", "SINGULARITY_CAN_USE_CONTAIN"),
 )
-# every runtime detail is published under each of these prefixes (the reference's names)
-PREFIXES = ("SINGULARITY_", "GWMS_SINGULARITY_", "CONTAINERSW_", "GWMS_CONTAINERSW_")
 NESTED = "GLIDEIN_NESTED_CONTAINER"
 NOT_NESTED = ("no sign of an enclosing container (APPTAINER_CONTAINER and SINGULARITY_CONTAINER "
               "unset, no /.singularity.d, PID 1 is not a container init)")
@@ -104,13 +102,13 @@ def _host_attributes(context: Context, runtime: RuntimeProbe | None) -> list[Att
     if runtime is not None and "nested" in runtime.features:
         why = runtime.reasons.get("nested", "") if runtime.features["nested"] else ""
     else:
-        why = probe.nested(dict(context.environ))
+        why = nested(dict(context.environ))
     attributes = [Attribute.boolean(NESTED, bool(why)),
                   Attribute.string(f"{NESTED}_REASON", one_line(why or NOT_NESTED))]
     userns = runtime.reasons.get("user_namespaces", "") if runtime is not None else ""
     userns_reason = ""
     if not userns:
-        userns, userns_reason = probe.user_namespaces(context)
+        userns, userns_reason = user_namespaces(context)
     attributes.append(Attribute.string(USERNS, one_line(userns)))
     if userns_reason:
         attributes.append(Attribute.string(f"{USERNS}_REASON", one_line(userns_reason)))

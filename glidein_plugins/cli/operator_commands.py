@@ -15,7 +15,7 @@ from pathlib import Path
 from glidein_plugins.cli import report_text
 from glidein_plugins.cli.args import config_files, entry_name, usage_error
 from glidein_plugins.config import factory_config, options
-from glidein_plugins.engine import config_check, manager
+from glidein_plugins.engine import config_check, manager, registry
 from glidein_plugins.errors import InputError
 from glidein_plugins.protocol.glideinwms import glidein_config
 from glidein_plugins.runs.session import run_setup
@@ -122,7 +122,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     config = factory_config.load(config_files(args))
     entry = config.entry(entry_name(args, config))
     plugins = manager.build(entry, {})
-    declarations = options.registered_declarations(plugins.manager)
+    declarations = registry.registered_declarations(plugins.manager)
     sets = {}
     for item in args.set or []:
         key, sep, text = item.partition("=")
@@ -162,7 +162,7 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     from glidein_plugins.cli import config_show  # noqa: PLC0415 - only this command needs it
 
     sys.stdout.write(config_show.reference(
-        options.builtin_declarations(),
+        registry.builtin_declarations(),
         {key: accepts for key, (_, accepts) in config_check.ATTRIBUTE_RULES.items()}))
     return 0
 

@@ -128,7 +128,7 @@ def _bind_rows(facts: Facts, verbose: bool) -> list[tuple[str, ...]]:
 def alias_groups(attributes: Sequence[Attribute]) -> list[tuple[Attribute, list[str]]]:
     """Each attribute once, with the other names it is published under (GlideinWMS's
     ``SINGULARITY_X``, ``GWMS_SINGULARITY_X``, ``CONTAINERSW_X``...: same plugin and value)."""
-    from glidein_plugins.builtin.singularity import PREFIXES  # noqa: PLC0415
+    from glidein_plugins.container.runtime import PREFIXES  # noqa: PLC0415
 
     def key(attr: Attribute) -> tuple[str, ...] | None:
         prefix = next((p for p in PREFIXES if attr.name.startswith(p)), None)

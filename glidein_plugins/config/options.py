@@ -118,23 +118,3 @@ def declared(plugin: object, builtin: bool = False) -> Options | None:
     cannot be checked; a built-in that declares nothing takes no setting)."""
     found = getattr(plugin, ATTRIBUTE, None)
     return found if isinstance(found, Options) else Options() if builtin else None
-
-
-def builtin_declarations() -> dict[str, Options]:
-    """``name -> Options`` of every built-in plugin (each imported)."""
-    import importlib  # noqa: PLC0415
-
-    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
-
-    return {name: declared(importlib.import_module(module), builtin=True) or Options()
-            for name, (module, _) in BUILTINS.items()}
-
-
-def registered_declarations(manager: Any) -> dict[str, Options | None]:
-    """``name -> Options`` (None: nothing declared) of every plugin registered in ``manager``
-    (a pluggy PluginManager)."""
-    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
-
-    return {name: declared(plugin, builtin=name in BUILTINS and
-                           getattr(plugin, "__name__", "") == BUILTINS[name][0])
-            for name, plugin in manager.list_name_plugin() if plugin is not None}

@@ -10,6 +10,11 @@ the URI of its **last** ``key:`` item, as GlideinWMS's ``dict_get_val`` does (it
 does not match it, and an empty URI means no image); the key keeps its first place.
 
 A platform list is comma-separated, most preferred first; ``any`` accepts every platform.
+
+The image-restriction rule, for every image the glidein offers or a job asks for:
+``SINGULARITY_IMAGE_RESTRICTIONS`` (comma-separated, default ``cvmfs``) is read by
+``restrictions``, and ``refusal`` says why an image breaks it: a registry URI only with
+``remote``; otherwise an absolute path without ``..``, in CVMFS with ``cvmfs``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ _BREAKS_LINE = "\n\r\0"
 # docker-daemon://, instance://) and are no registry image: such a URI is neither remote nor
 # an absolute path, so every image check refuses it
 REMOTE_SCHEMES = ("docker", "oras", "library", "shub", "http", "https")
+RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
+RESTRICTIONS = ("cvmfs", "remote", "test", "any")
 
 
 def parse_dict(text: str, where: str = "") -> list[tuple[str, str]]:
@@ -132,3 +139,33 @@ def node_platforms(context: Context) -> list[str]:
     meeting the Frontend's ``REQUIRED_OS`` (read only: the entry's value is never overwritten)."""
     return preference(parse_platforms(context.get("GLIDEIN_REQUIRED_OS")),
                       parse_platforms(context.get("REQUIRED_OS")))
+
+
+def restrictions(context: Context) -> frozenset[str]:
+    """The restrictions named by ``SINGULARITY_IMAGE_RESTRICTIONS`` (default ``cvmfs``); an
+    unknown one is a Config failure naming where it was set."""
+    from glidein_plugins.errors import FailureType, GlideinFailure  # noqa: PLC0415 - see above
+
+    raw = context.value(RESTRICTIONS_KEY) or "cvmfs"
+    names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+    unknown = sorted(names - set(RESTRICTIONS))
+    if unknown:
+        raise GlideinFailure(FailureType.CONFIG, (
+            f"{context.where(RESTRICTIONS_KEY) or 'environment'}: {RESTRICTIONS_KEY}={raw!r}: "
+            f"unknown restriction {', '.join(unknown)} (known: {', '.join(RESTRICTIONS)})"))
+    return names or frozenset({"cvmfs"})
+
+
+def refusal(uri: str, allowed: frozenset[str], root: str) -> str:
+    """Why an image URI (``/cvmfs`` already rebased on ``root``) breaks the restrictions
+    ``allowed`` ('' if it does not)."""
+    if is_remote(uri):
+        return "" if "remote" in allowed else (
+            f"remote image: {RESTRICTIONS_KEY} does not include 'remote'")
+    if not uri.startswith("/"):
+        return "neither an absolute path nor a registry URI (docker://, oras://, ...)"
+    if ".." in uri.split("/"):
+        return "a path with '..' components"
+    if "cvmfs" in allowed and not under(uri, root):
+        return f"not in CVMFS ({root}) and {RESTRICTIONS_KEY} includes 'cvmfs'"
+    return ""

@@ -22,23 +22,25 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from glidein_plugins.builtin import mode
 from glidein_plugins.config.model import EntryConfig, FactoryConfig, Section, Setting
 from glidein_plugins.config.options import (
     ATTRIBUTE,
     Options,
-    builtin_declarations,
-    registered_declarations,
     shown,
     suggest,
 )
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container import images as image_lists
+from glidein_plugins.container import mode
+from glidein_plugins.container.images import RESTRICTIONS, RESTRICTIONS_KEY
+from glidein_plugins.engine.registry import (
+    BUILTINS,
+    builtin_declarations,
+    other_plugins,
+    registered_declarations,
+)
 from glidein_plugins.errors import ConfigError, InputError
 from glidein_plugins.spec.results import Mode
-
-RESTRICTIONS_KEY = "SINGULARITY_IMAGE_RESTRICTIONS"
-RESTRICTIONS = ("cvmfs", "remote", "test", "any")  # as the built-in images plugin reads them
 
 
 def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
@@ -197,7 +199,6 @@ class Survey:
 
 def survey(config: FactoryConfig) -> Survey:
     """Every built-in, and every plugin the config names (loaded as the setup loads them)."""
-    from glidein_plugins.builtin import BUILTINS  # noqa: PLC0415
     from glidein_plugins.engine import manager  # noqa: PLC0415 - pluggy, only when needed
 
     names = sorted({name for name, _ in config.plugin_references()})
@@ -245,10 +246,8 @@ def plugin_problems(config: FactoryConfig) -> list[ConfigError]:
 
 def check(config: FactoryConfig) -> tuple[list[ConfigError], list[str]]:
     """``(errors, warnings)`` for a loaded config: what ``check-config`` and ``pack`` report."""
-    from glidein_plugins.tarball.pack_plugins import enabled  # noqa: PLC0415 - pluggy, only here
-
     found = survey(config)
-    optional = {name for name, (_, is_optional) in enabled(config).items()
+    optional = {name for name, (_, is_optional) in other_plugins(config).items()
                 if is_optional and name not in found.known}
     errors = config_problems(config, found.declarations, found.known, optional)
     notes = [f"warning: {where}: optional plugin {name!r} is not installed here: entries "

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.spec import hookspecs
 
 if TYPE_CHECKING:  # imported when entry points are scanned: costly, rarely needed

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
+from glidein_plugins.container import image_checks
 from glidein_plugins.container.images import node_platforms
 from glidein_plugins.engine.manager import Plugins
 from glidein_plugins.errors import Failure, FailureType, GlideinFailure
@@ -365,11 +366,9 @@ class Runner:
         """No image for the node's platforms: a warning (GlideinWMS's default: the runtime is
         still proven with a test image and advertised, for jobs that bring their own image),
         or ``image_problem`` where the entry opted into failing for it."""
-        from glidein_plugins.builtin import images as builtin_images  # noqa: PLC0415
-
         try:
-            summary, details = builtin_images.missing(self.context, facts, platforms)
-            required_by = builtin_images.required_by(self.context, facts)
+            summary, details = image_checks.missing(self.context, facts, platforms)
+            required_by = image_checks.required_by(self.context, facts)
         except GlideinFailure as exc:
             raise Stop(Failure(exc.failure_type, exc.message)) from None
         details = f": {details}" if details else ""

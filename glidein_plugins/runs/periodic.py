@@ -60,15 +60,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from glidein_plugins.builtin import cvmfs
 from glidein_plugins.config import factory_config
 from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.container import probe, test_image
 from glidein_plugins.container.images import under
+from glidein_plugins.container.runtime import runtime_env
 from glidein_plugins.errors import InputError
 from glidein_plugins.jobstart import setup_state as state_file
 from glidein_plugins.node import commands, paths
+from glidein_plugins.node.cvmfs_names import REPOS_KEY, name_problem
 from glidein_plugins.protocol.glideinwms import glidein_config, result_xml
 from glidein_plugins.protocol.htcondor import classad
+from glidein_plugins.spec.checks import plugin_settings
 from glidein_plugins.spec.context import Context, Deadline
 from glidein_plugins.spec.results import Facts, RuntimeCandidate, one_line
 
@@ -76,7 +79,7 @@ DEFAULT_BUDGET = 60.0
 BUDGET_KEY = "GLIDEIN_PLUGINS_PERIODIC_BUDGET"
 MIN_FREE_KEY = "GLIDEIN_PLUGINS_PERIODIC_MIN_FREE_MB"
 DEFAULT_MIN_FREE_MB = 1024
-REPO_KEYS = ("GLIDEIN_PLUGINS_CVMFS_REPOS", "CVMFSReposList", cvmfs.REPOS_KEY)
+REPO_KEYS = ("GLIDEIN_PLUGINS_CVMFS_REPOS", "CVMFSReposList", REPOS_KEY)
 CHECK_TIMEOUT = 20.0  # seconds for one look at CVMFS or the disk (capped by the budget)
 OUTPUT_MARGIN = 1.0  # seconds of the budget kept for printing
 RELIED_ON = ("contain", "pid_namespaces", "missing_target")  # features the wrapper's line uses
@@ -136,8 +139,6 @@ def _number(text: str | None, default: float, minimum: float) -> float:
 
 
 def _settings(context: Context) -> dict[str, Any]:
-    from glidein_plugins.builtin import probe  # noqa: PLC0415 - a plugin module
-
     return {**probe.SETTINGS, **context.settings("probe")}
 
 
@@ -146,8 +147,6 @@ def _settings(context: Context) -> dict[str, Any]:
 
 def check_runtime(context: Context, facts: Facts) -> Check:
     """The proven runtime still runs (see the module docstring)."""
-    from glidein_plugins.builtin import probe, test_image  # noqa: PLC0415
-
     assert facts.runtime is not None
     candidate = RuntimeCandidate(facts.runtime.candidate.path, "setup")
     binary = candidate.path
@@ -161,11 +160,12 @@ def check_runtime(context: Context, facts: Facts) -> Check:
     key = probe.cache_key(candidate, image, settings, context.environ)
     if ttl > 0 and probe.cached_probe(context, key, ttl) is not None:
         answer = context.quiet_run([binary, "--version"], version_timeout,
-                                   probe.runtime_env(context))
+                                   runtime_env(context))
         if not answer.ok:
             return Check(False, f"{binary} --version failed: {answer.reason}")
         return Check(True)
-    fresh = probe.glidein_runtime_probe(context, facts, candidate)
+    fresh = probe.probe(context, facts, candidate,
+                        plugin_settings(context, "probe", probe.SETTINGS))
     if not fresh.ok:
         return Check(False, f"{binary} failed its test again: {fresh.reason}")
     lost = [name for name in RELIED_ON
@@ -191,7 +191,7 @@ def repositories(facts: Facts, root: str, configured: Iterable[str]) -> tuple[
         for name in re.split(r"[\s,:]+", text.strip()):
             if not name:
                 continue
-            if not cvmfs.name_problem(name):
+            if not name_problem(name):
                 found.setdefault(name, False)
             else:
                 notes.append(f"{name} is not a CVMFS repository name")
@@ -200,7 +200,7 @@ def repositories(facts: Facts, root: str, configured: Iterable[str]) -> tuple[
 
 def check_cvmfs(context: Context, facts: Facts, root: str) -> Check:
     """Every repository still readable (a bounded ``stat`` of ``ROOT/REPO/.`` each)."""
-    listed = context.entry.plugin_settings(cvmfs.PLUGIN).get("repositories")
+    listed = context.entry.plugin_settings("cvmfs").get("repositories")
     wanted, notes = repositories(facts, root, [
         *(context.get(key) or "" for key in REPO_KEYS),
         *(name for name in (listed if isinstance(listed, list) else []) if isinstance(name, str))])
@@ -295,9 +295,7 @@ def recheck(config_path: Path, config_files: Sequence[Path] = (), budget: float 
         notes.append(unreadable)
     facts = state.facts() if state is not None else Facts()
     proven = state is not None and state.has_singularity and facts.runtime is not None
-    from glidein_plugins.builtin.discovery import cvmfs_root  # noqa: PLC0415
-
-    root = (state.cvmfs_root if state is not None else cvmfs_root(context)).rstrip("/")
+    root = (state.cvmfs_root if state is not None else context.cvmfs_root).rstrip("/")
     root = root or "/cvmfs"
     tmp_dir = state.tmp_dir if state is not None and state.tmp_dir else str(
         work_dir / (values.get("TMP_DIR") or "tmp"))

@@ -12,10 +12,13 @@ from pathlib import Path
 from glidein_plugins._where import INSTALL_DIR
 from glidein_plugins.config import factory_config
 from glidein_plugins.config.model import EntryConfig
+from glidein_plugins.container.images import restrictions
 from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, SetupReport, tracer_from
 from glidein_plugins.errors import ConfigError, Failure, FailureType, GlideinFailure
 from glidein_plugins.jobstart import native, setup_state
+from glidein_plugins.jobstart.settings import PLUGIN as LAUNCH
+from glidein_plugins.jobstart.settings import settings
 from glidein_plugins.protocol.glideinwms import advertise, condor_vars, glidein_config, result_xml
 from glidein_plugins.spec.context import Context, Deadline
 from glidein_plugins.spec.results import Attribute, Facts, TraceEvent
@@ -92,11 +95,10 @@ def check_entry(entry: EntryConfig, plugins: manager.Plugins,
     """The entry's configuration checked as ``check-config`` checks it, against the plugins
     registered for it (its ``attributes`` that glidein_config, ``given``, does not override);
     raises ConfigError naming every problem (file:line[:col], key, value)."""
-    from glidein_plugins.config import options  # noqa: PLC0415
-    from glidein_plugins.engine import config_check  # noqa: PLC0415
+    from glidein_plugins.engine import config_check, registry  # noqa: PLC0415
 
     problems = config_check.entry_problems(
-        entry, options.registered_declarations(plugins.manager), plugins.describe, given)
+        entry, registry.registered_declarations(plugins.manager), plugins.describe, given)
     if problems:
         raise ConfigError("", "; ".join(str(problem) for problem in problems))
 
@@ -112,10 +114,7 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
     The ``launch`` settings are checked in every mode. Raises GlideinFailure: ``Config`` for a
     wrong setting, ``WN_Resource`` when the file cannot be written or its path advertised.
     """
-    from glidein_plugins.builtin import discovery, images  # noqa: PLC0415 - after the phases
-    from glidein_plugins.builtin import launch as launch_plugin  # noqa: PLC0415
-
-    launch_settings = launch_plugin.settings(context.entry)
+    launch_settings = settings(context.entry)
     mode = report.facts.mode
     if mode is None:
         return ()
@@ -138,18 +137,18 @@ def save_state(context: Context, plugins: manager.Plugins, report: SetupReport,
         report.facts, entry=context.entry_name, work_dir=str(start_dir),
         launch=launch_settings, tmp_dir=tmp_dir,
         required_os=context.get("GLIDEIN_REQUIRED_OS") or "",
-        restrictions=sorted(images.restrictions(context)),
-        cvmfs_root=discovery.cvmfs_root(context),
-        container_env=discovery.value(context, "GLIDEIN_CONTAINER_ENV"),
-        container_env_clearlist=discovery.value(context, "GLIDEIN_CONTAINER_ENV_CLEARLIST"),
+        restrictions=sorted(restrictions(context)),
+        cvmfs_root=context.cvmfs_root,
+        container_env=context.value("GLIDEIN_CONTAINER_ENV"),
+        container_env_clearlist=context.value("GLIDEIN_CONTAINER_ENV_CLEARLIST"),
         job_hooks=[impl.plugin_name for impl in reversed(hooks)
-                   if impl.plugin_name != launch_plugin.PLUGIN],
+                   if impl.plugin_name != LAUNCH],
         decision=decision)
     path = setup_state.path_in(start_dir)
     try:
         # published for the standalone wrapper (the state's path, from the machine ad) and for
         # operators; the wrapper never takes them from the job's environment (SECURITY.md)
-        attributes = tuple(Attribute(name, value, plugin=launch_plugin.PLUGIN) for name, value in (
+        attributes = tuple(Attribute(name, value, plugin=LAUNCH) for name, value in (
             (setup_state.ATTRIBUTE, path),
             ("GLIDEIN_PLUGINS_DIR", str(Path(INSTALL_DIR).resolve())),
             ("GLIDEIN_PLUGINS_PYTHON", sys.executable),

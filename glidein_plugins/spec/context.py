@@ -79,6 +79,17 @@ class Context:
         setting = self.entry.attributes.get(key)
         return setting.value if setting is not None else default
 
+    def value(self, key: str) -> str:
+        """``key`` from glidein_config (or the entry's ``attributes``), else the environment,
+        stripped; '' when unset."""
+        found = self.get(key)
+        return (found if found is not None else self.environ.get(key, "")).strip()
+
+    @property
+    def cvmfs_root(self) -> str:
+        """Where CVMFS is mounted: ``CVMFS_MOUNT_DIR`` (see ``value``), default ``/cvmfs``."""
+        return self.value("CVMFS_MOUNT_DIR").rstrip("/") or "/cvmfs"
+
     def where(self, key: str) -> str:
         """Where ``key``'s value was set (``glidein_config:12``, ``entry.yaml:7``) or ''."""
         if key in self.glidein_config.values:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from glidein_plugins.builtin import BUILTINS
 from glidein_plugins.config.model import FactoryConfig
 from glidein_plugins.engine.manager import entry_points
+from glidein_plugins.engine.registry import BUILTINS
 from glidein_plugins.tarball.vendor import LICENSE, normal_name
 
 COMPILED = (".so", ".pyd", ".dylib", ".dll")

@@ -24,16 +24,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Attribute,
+    Bind,
+    BindVerdict,
+    Context,
+    Facts,
+    FailureType,
+    GlideinFailure,
+    InputError,
+    Option,
+    Options,
+    checks,
+    flag,
+    hookimpl,
+    paths,
+)
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container.images import is_remote
-from glidein_plugins.errors import FailureType, GlideinFailure, InputError
-from glidein_plugins.node import paths
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Attribute, Bind, BindVerdict, Facts, flag
 
 PLUGIN = "atlas"
 ORIGIN = "ATLAS cache"
@@ -89,7 +97,7 @@ def glidein_binds_validate(context: Context, binds: Sequence[Bind]) -> list[Bind
     if not ours:
         return []
     found = paths.inspect([bind.source for bind in ours], float(settings(context)["timeout"]),
-                          context.quiet_run, split_under=[cvmfs_root(context)])
+                          context.quiet_run, split_under=[context.cvmfs_root])
     return [BindVerdict(bind, False, f"cache source {bind.source} is a {found[bind.source].kind}"
                         ", not a directory") for bind in ours
             if found[bind.source].kind in ("file", "other")]

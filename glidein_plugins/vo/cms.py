@@ -29,15 +29,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.builtin.discovery import cvmfs_root, value
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Bind,
+    Context,
+    FailureType,
+    GlideinFailure,
+    Image,
+    Option,
+    Options,
+    checks,
+    hookimpl,
+)
 from glidein_plugins.container import binds as bind_lists
 from glidein_plugins.container.images import rebase_cvmfs
-from glidein_plugins.errors import FailureType, GlideinFailure
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Bind, Image
 from glidein_plugins.vo import _common
 
 PLUGIN = "cms"
@@ -72,14 +76,14 @@ def siteconf_source(context: Context, options: dict[str, Any]) -> str:
     """The host directory to bind as SITECONF/local ('' for none)."""
     if options["siteconf"]:
         return str(options["siteconf"])
-    site = value(context, SITE_KEY)
+    site = context.value(SITE_KEY)
     if not site:
         return ""
     if not SITE_NAME.match(site):
         raise GlideinFailure(FailureType.VO_CONFIG, (
             f"{context.where(SITE_KEY) or 'environment'}: {SITE_KEY}={site!r} is not a CMS "
             "site name (T<tier>_<country>_<site>)"))
-    return rebase_cvmfs(f"{SITECONF}/{site}", cvmfs_root(context).rstrip("/") or "/cvmfs")
+    return rebase_cvmfs(f"{SITECONF}/{site}", context.cvmfs_root)
 
 
 @hookimpl

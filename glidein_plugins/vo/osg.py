@@ -29,14 +29,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from glidein_plugins import hookimpl
-from glidein_plugins.builtin import images as builtin_images
-from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.config.options import Option, Options
+from glidein_plugins import (
+    Attribute,
+    Context,
+    Facts,
+    Image,
+    Option,
+    Options,
+    RuntimeCandidate,
+    checks,
+    flag,
+    hookimpl,
+    one_line,
+)
+from glidein_plugins.container.image_checks import configured
 from glidein_plugins.container.images import OSG_DEFAULTS, rebase_cvmfs
-from glidein_plugins.spec import checks
-from glidein_plugins.spec.context import Context
-from glidein_plugins.spec.results import Attribute, Facts, Image, RuntimeCandidate, flag, one_line
 from glidein_plugins.vo import _common
 
 PLUGIN = "osg"
@@ -61,7 +68,7 @@ def apptainer(context: Context, options: dict[str, Any]) -> str:
     configured = options["apptainer"]
     if configured is not None:
         return str(configured)
-    return rebase_cvmfs(APPTAINER, cvmfs_root(context).rstrip("/") or "/cvmfs")
+    return rebase_cvmfs(APPTAINER, context.cvmfs_root)
 
 
 @hookimpl
@@ -76,7 +83,7 @@ def glidein_images_contribute(context: Context) -> list[Image]:
     options = settings(context)
     if not options["images"]:
         return []
-    named = {item.platform for item in builtin_images.configured(context, osg_defaults=False)}
+    named = {item.platform for item in configured(context, osg_defaults=False)}
     wanted = [(platform, uri) for platform, uri in OSG_DEFAULTS if platform not in named]
     if named:
         context.note(f"OSG images not offered for {', '.join(sorted(named))}: the configured "

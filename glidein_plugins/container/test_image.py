@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glidein_plugins.builtin.discovery import cvmfs_root
-from glidein_plugins.container.images import ANY_ORDER, is_remote, rebase_cvmfs
+from glidein_plugins.container.images import ANY_ORDER, is_remote, rebase_cvmfs, restrictions
 from glidein_plugins.errors import GlideinFailure
 from glidein_plugins.node import paths
 from glidein_plugins.spec.context import Context
@@ -77,7 +76,7 @@ def _choose(context: Context, facts: Facts, settings: Mapping[str, Any]) -> Test
 
 def _fallback(context: Context, settings: Mapping[str, Any]) -> TestImage:
     """GlideinWMS's test images (step 4), each checked; why none could be used otherwise."""
-    root = cvmfs_root(context)
+    root = context.cvmfs_root
     allow_remote = bool(settings.get("remote_test_image", True)) or _remote_allowed(context)
     from_config = context.get(TEST_KEY)
     offered = [
@@ -112,9 +111,7 @@ def _fallback(context: Context, settings: Mapping[str, Any]) -> TestImage:
 
 
 def _remote_allowed(context: Context) -> bool:
-    from glidein_plugins.builtin import images  # noqa: PLC0415 - images imports discovery too
-
     try:
-        return "remote" in images.restrictions(context)
+        return "remote" in restrictions(context)
     except GlideinFailure:  # a bad value fails the images phase itself, with file:line
         return False
