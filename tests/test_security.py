@@ -29,7 +29,7 @@ from conftest import (
 from test_wrapper import Node, node  # noqa: F401 - the node fixture
 from test_wrapper_e2e import VO_PLUGIN, Glidein, set_up
 
-from glidein_plugins.jobstart import launch, reexec, report, setup_state
+from glidein_plugins.jobstart import launch_env, reexec, report, setup_state
 from glidein_plugins.testing import FakeCvmfs
 
 PACKAGE = ROOT / "glidein_plugins"
@@ -377,7 +377,7 @@ def test_the_jobs_runtime_variables_never_reach_the_runtime(
     inside = job_view(proc)["env"]
     assert not set(RUNTIME_OPTIONS) & set(inside)
     assert not {"LD_PRELOAD", "PATH"} & {name for name in inside if inside[name] == "/srv"}
-    assert inside["PATH"] == launch.CLEAN_PATH
+    assert inside["PATH"] == launch_env.CLEAN_PATH
     named = sorted(name for name, value in RUNTIME_OPTIONS.items() if value)
     assert f"not passed into the container (set by the job?): {', '.join(named)}" in proc.stderr
     assert sorted(path.name for path in markers.iterdir()) == []

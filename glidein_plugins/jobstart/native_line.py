@@ -49,7 +49,8 @@ def correct_native(argv: Sequence[str], exec_at: int, state: SetupState,
     options before the image are looked at, the job's arguments never. Nested is what setup
     found (the job's ``APPTAINER_CONTAINER`` would drop ``--contain``). The job's exported
     shell functions are kept from the runtime, which runs on the host (``Plan.shell``)."""
-    from glidein_plugins.jobstart.launch import CONTAIN_OPTIONS, PID_OPTIONS, is_function  # noqa: PLC0415
+    from glidein_plugins.jobstart.launch import CONTAIN_OPTIONS, PID_OPTIONS  # noqa: PLC0415
+    from glidein_plugins.jobstart.launch_env import is_function  # noqa: PLC0415
 
     runtime = state.runtime
     nested = runtime is not None and runtime.feature("nested")

@@ -79,7 +79,8 @@ def with_functions(argv: Sequence[str], inside: int, job: int,
     through the runtime's environment (``launch`` leaves them out: the runtime runs on the
     host, and may be a shell script that would run them), nor through the second pass's shell
     (dash drops what is not a shell name). Not with a clean environment (``--cleanenv``)."""
-    from glidein_plugins.jobstart.launch import CLEANENV_OPTIONS, exported_functions  # noqa: PLC0415
+    from glidein_plugins.jobstart.launch import CLEANENV_OPTIONS  # noqa: PLC0415
+    from glidein_plugins.jobstart.launch_env import exported_functions  # noqa: PLC0415
 
     functions = exported_functions(environ)
     at = len(argv) - job

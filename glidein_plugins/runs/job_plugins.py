@@ -14,7 +14,7 @@ from pathlib import Path
 from glidein_plugins.config import factory_config
 from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, Stop
-from glidein_plugins.jobstart import launch
+from glidein_plugins.jobstart import launch, launch_env
 from glidein_plugins.jobstart.plan import WrapFailure
 from glidein_plugins.jobstart.report import number
 from glidein_plugins.jobstart.setup_state import SetupState
@@ -88,7 +88,7 @@ def build_with_plugins(state: SetupState, job: launch.JobRequest, environ: Mappi
         env = dict(invocation.env)
     else:  # a VO plugin's: extra variables over the job's environment, as launch.build does
         env = {name: value for name, value in environ.items()
-               if not launch.runtime_variable(name) and not launch.is_function(name)}
-        env["PATH"] = launch.CLEAN_PATH
+               if not launch_env.runtime_variable(name) and not launch_env.is_function(name)}
+        env["PATH"] = launch_env.CLEAN_PATH
         env.update(invocation.env)
     return launch.Invocation(invocation.argv, env, invocation.image, warnings, notes)
