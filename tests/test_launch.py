@@ -20,7 +20,7 @@ from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, Stop
 from glidein_plugins.gpu import assignment, container
 from glidein_plugins.jobstart import launch, launch_env, setup_state
-from glidein_plugins.jobstart.setup_state import (
+from glidein_plugins.jobstart.records import (
     BindState,
     ImageState,
     ModeState,

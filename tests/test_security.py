@@ -29,7 +29,7 @@ from conftest import (
 from test_wrapper import Node, node  # noqa: F401 - the node fixture
 from test_wrapper_e2e import VO_PLUGIN, Glidein, set_up
 
-from glidein_plugins.jobstart import launch_env, reexec, report, setup_state
+from glidein_plugins.jobstart import launch_env, records, reexec, report, setup_state
 from glidein_plugins.testing import FakeCvmfs
 
 PACKAGE = ROOT / "glidein_plugins"
@@ -293,7 +293,7 @@ def test_the_jobs_state_python_and_package_variables_are_ignored(
             break
         (package / "__init__.py").write_text("")
     entry.write_text(f"open({str(markers / 'package')!r}, 'w').close()\n")
-    never = setup_state.SetupState(entry="E", mode=setup_state.ModeState("NEVER"))
+    never = records.SetupState(entry="E", mode=records.ModeState("NEVER"))
     setup_state.save(own / "state.json", never)
     value = {"GLIDEIN_PLUGINS_STATE": str(own / "state.json"),
              "GLIDEIN_PLUGINS_PYTHON": str(node.sandbox / "bin" / "python3"),
@@ -308,7 +308,7 @@ def test_a_relative_state_in_the_machine_ad_fails_the_job_never_reads_the_sandbo
         node: Node) -> None:  # noqa: F811 - the fixture
     """A relative path would be the sandbox's (the cwd): one line, the job does not run."""
     setup_state.save(node.sandbox / "state.json",
-                     setup_state.SetupState(entry="E", mode=setup_state.ModeState("NEVER")))
+                     records.SetupState(entry="E", mode=records.ModeState("NEVER")))
     env = node.env(state=False, machine_ad={"GLIDEIN_PLUGINS_STATE": ad_string("state.json")})
     assert "is not an absolute path" in node.failure(node.run("x", env=env))
     assert node.calls() == []

@@ -30,7 +30,7 @@ from conftest import (
     write_ad,
 )
 
-from glidein_plugins.jobstart import inputs, path_check, reexec, setup_state
+from glidein_plugins.jobstart import inputs, path_check, records, reexec, setup_state
 from glidein_plugins.jobstart.plan import Plan
 
 # arguments a shell must never touch: blanks, quotes, expansions, separators, globs, newlines
@@ -73,18 +73,18 @@ class Node:
              launch: dict[str, Any] | None = None, has_singularity: bool = True,
              **fields: Any) -> Path:
         """Write the setup state setup would leave (``fields`` override SetupState's)."""
-        image = setup_state.ImageState("rhel9", str(self.cvmfs.images["rhel9"]), "test")
+        image = records.ImageState("rhel9", str(self.cvmfs.images["rhel9"]), "test")
         values: dict[str, Any] = dict(
-            entry="TEST_ENTRY", mode=setup_state.ModeState(mode, reason="negotiated"),
+            entry="TEST_ENTRY", mode=records.ModeState(mode, reason="negotiated"),
             work_dir=str(self.root / "work"), has_singularity=has_singularity,
-            runtime=setup_state.RuntimeState(str(self.runtime), features={
+            runtime=records.RuntimeState(str(self.runtime), features={
                 "nested": False, "contain": True, "pid_namespaces": True, **(features or {})},
                 reasons={"nested": "inside Docker"} if (features or {}).get("nested") else {}),
             images=[image], default_image=image, cvmfs_root=str(self.cvmfs.root),
             launch={"failure_delay": 0, "check_timeout": 10, **(launch or {})},
             tmp_dir=str(self.root / "work" / "tmp"))
         values.update(fields)
-        setup_state.save(self.state_path, setup_state.SetupState(**values))
+        setup_state.save(self.state_path, records.SetupState(**values))
         return self.state_path
 
     def env(self, job_ad: dict[str, str] | None = None,

@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from glidein_plugins.jobstart.setup_state import SetupState
+    from glidein_plugins.jobstart.records import SetupState
     from glidein_plugins.protocol.htcondor.job_ad import Ad
 
 LAUNCH_VAR = "GLIDEIN_CONTAINER_LAUNCH"  # "native": HTCondor starts the containers

@@ -47,7 +47,7 @@ from glidein_plugins.jobstart.launch_env import (
     to_inside,
     truthy,
 )
-from glidein_plugins.jobstart.setup_state import Record, SetupState
+from glidein_plugins.jobstart.records import Record, SetupState
 from glidein_plugins.node.text import one_line
 from glidein_plugins.protocol.htcondor.job_ad import Ad
 

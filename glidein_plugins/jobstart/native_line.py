@@ -13,7 +13,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from glidein_plugins.jobstart.setup_state import SetupState
+    from glidein_plugins.jobstart.records import SetupState
 
 # apptainer/singularity ``exec`` options taking a value as the next argument
 _VALUE_OPTIONS = frozenset((

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from glidein_plugins.jobstart.setup_state import SetupState
+    from glidein_plugins.jobstart.records import SetupState
     from glidein_plugins.protocol.htcondor.job_ad import Ad
 
 DEFAULT_TIMEOUT = 20.0  # the launch setting check_timeout's default

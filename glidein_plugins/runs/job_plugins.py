@@ -16,8 +16,8 @@ from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, Stop
 from glidein_plugins.jobstart import launch, launch_env
 from glidein_plugins.jobstart.plan import WrapFailure
+from glidein_plugins.jobstart.records import SetupState
 from glidein_plugins.jobstart.report import number
-from glidein_plugins.jobstart.setup_state import SetupState
 from glidein_plugins.protocol.glideinwms import glidein_config
 from glidein_plugins.spec import results
 from glidein_plugins.spec.context import Context, Deadline
