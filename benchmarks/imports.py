@@ -10,7 +10,7 @@ it (wall time, against the same interpreter running ``pass``):
 
 - ``glidein_plugins``: the package;
 - ``glidein_plugins.cli``: what the setup script's launcher imports before anything runs;
-- ``glidein_plugins.jobstart.wrap``: the job wrapper's Python part, on every job start;
+- ``glidein_plugins.runs.job``: the job wrapper's Python part, on every job start;
 - ``setup run``: every import of a whole setup on the fake node of ``setup_speed``.
 
 For each: the ten costliest modules by their own import time, and the expensive modules
@@ -34,7 +34,7 @@ HEAVY = ("yaml", "pluggy", "importlib.metadata", "xml.sax", "xml.etree.ElementTr
          "tarfile", "zipfile", "gzip", "hashlib", "asyncio", "multiprocessing", "uuid",
          "datetime", "platform", "locale", "signal", "selectors", "contextvars")
 ENTRIES = (("glidein_plugins", ("-s", "-E")), ("glidein_plugins.cli", ("-s", "-E")),
-           ("glidein_plugins.jobstart.wrap", ("-I", "-S")))
+           ("glidein_plugins.runs.job", ("-I", "-S")))
 SETUP = "setup run"
 
 

@@ -157,7 +157,7 @@ def python_imports(scenario: Case, state: str) -> dict[str, Any]:
     argv, env, cwd = scenario
     assert env is not None
     code = ("import sys; sys.path.insert(0, sys.argv[3]); "
-            "from glidein_plugins.jobstart.wrap import hook; sys.exit(hook(sys.argv[1:]))")
+            "from glidein_plugins.runs.job import hook; sys.exit(hook(sys.argv[1:]))")
     proc = subprocess.run([c.PYTHON, "-X", "importtime", "-I", "-S", "-c", c.marked_code(code),
                            str(state), str(WRAPPER), str(c.ROOT), *argv[1:]],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=120,

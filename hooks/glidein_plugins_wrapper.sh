@@ -30,7 +30,7 @@
 # GLIDEIN_PLUGINS_STATE, GLIDEIN_PLUGINS_PYTHON and GLIDEIN_PLUGINS_DIR in the environment are
 # ignored.
 #
-# First pass, outside the container: the Python part (glidein_plugins.jobstart.wrap) reads the setup's
+# First pass, outside the container: the Python part (glidein_plugins.runs.job) reads the setup's
 # state, the job and machine ads, checks that the image and the job's CVMFSReposList
 # repositories are readable (bounded in time) and prints shell commands for `eval`: the
 # runtime's environment, then `exec RUNTIME exec --home SANDBOX:/srv --pwd /srv ... IMAGE
@@ -190,9 +190,9 @@ else:
     import site
     site.main()
 try:
-    from glidein_plugins.jobstart.wrap import hook
+    from glidein_plugins.runs.job import hook
 except ImportError as exc:
-    print("cannot import glidein_plugins.jobstart.wrap (%s) with %s: %s" % (
+    print("cannot import glidein_plugins.runs.job (%s) with %s: %s" % (
         sys.argv[3] or "installed", sys.executable, exc))
     sys.exit(3)
 code = hook(sys.argv[1:])

@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, bare_node_env, glidein_result, make_work_dir, report_table, run_cli
 
 from glidein_plugins.cli import config_show, operator_commands, parser
-from glidein_plugins.config import factory_config, options
+from glidein_plugins.config import factory_config
 from glidein_plugins.config.config_yaml import MAX_DEPTH
 from glidein_plugins.engine import registry
 from glidein_plugins.engine.config_check import ATTRIBUTE_RULES

@@ -46,7 +46,8 @@ from hypothesis.control import currently_in_test_context
 from glidein_plugins import cli
 from glidein_plugins.container import binds, images
 from glidein_plugins.errors import InputError
-from glidein_plugins.jobstart import wrap
+from glidein_plugins.jobstart import plan as job_plan
+from glidein_plugins.jobstart import report
 from glidein_plugins.protocol.glideinwms import advertise, condor_vars, glidein_config
 from glidein_plugins.protocol.htcondor import classad, job_ad
 from glidein_plugins.spec.results import Attribute
@@ -424,7 +425,7 @@ PRINTER = ["/bin/sh", "-c", "for a do printf '%s\\0' \"$a\"; done; exec /usr/bin
 def test_the_plan_is_evaluated_by_a_real_shell_word_for_word(
         args: list[bytes], container: bool, environ: dict[str, bytes],
         env: dict[str, bytes] | None) -> None:
-    plan = wrap.Plan([*PRINTER, *map(as_text, args)], container,
+    plan = job_plan.Plan([*PRINTER, *map(as_text, args)], container,
                      None if env is None else {k: as_text(v) for k, v in env.items()})
     text = plan.shell({name: as_text(value) for name, value in environ.items()})
     proc = subprocess.run([b"/bin/sh", b"-c", b'eval "$1"; exec "$@"', b"sh", text],
@@ -433,7 +434,7 @@ def test_the_plan_is_evaluated_by_a_real_shell_word_for_word(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split(b"\0")[:-1] == args
     seen = dict(item.partition(b"=")[::2] for item in proc.stderr.split(b"\0")[:-1])
-    names = [name for name in {*environ, *(env or {})} if wrap._is_name(name)]
+    names = [name for name in {*environ, *(env or {})} if job_plan._is_name(name)]
     # (a name no shell can take is the shell's business: dash drops it, bash passes it on)
     expected = environ if env is None else env
     assert {name: seen.get(name.encode()) for name in names} == \
@@ -810,7 +811,7 @@ def test_the_wrapper_starts_the_job_unchanged_or_reports_one_line(
         environ = {**node_env(node), "_CONDOR_JOB_AD": str(sandbox / ".job.ad"),
                    "_CONDOR_MACHINE_AD": str(sandbox / ".machine.ad"),
                    "_CONDOR_SCRATCH_DIR": str(sandbox), "_CONDOR_WRAPPER_ERROR_FILE":
-                   str(error_file), wrap.DELAY_VAR: "0"}
+                   str(error_file), report.DELAY_VAR: "0"}
         job = [str(fuzz_root / "job"), *map(as_text, args)]  # (outside the sandbox)
         proc = main(["wrap", "--shell", "--state", str(setup_state), "--", *job], sandbox,
                     environ)
@@ -838,7 +839,7 @@ def test_the_wrap_command_runs_the_job_with_its_arguments_or_reports_one_line(
         job = install_printing_job(sandbox)
         (sandbox / ".machine.ad").write_bytes(machine_ad)
         environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
-                   "_CONDOR_MACHINE_AD": str(sandbox / ".machine.ad"), wrap.DELAY_VAR: "0"}
+                   "_CONDOR_MACHINE_AD": str(sandbox / ".machine.ad"), report.DELAY_VAR: "0"}
         proc = subprocess.run([sys.executable.encode(), b"-m", b"glidein_plugins", b"wrap",
                                b"--", str(job).encode(), *args], cwd=sandbox, env=environ,
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)

@@ -18,9 +18,9 @@ from glidein_plugins.config.model import EntryConfig
 from glidein_plugins.engine import manager
 from glidein_plugins.engine.runner import Runner, Stop
 from glidein_plugins.gpu import assignment, container
-from glidein_plugins.jobstart import launch, setup_state
+from glidein_plugins.jobstart import launch, launch_env, setup_state
 from glidein_plugins.jobstart import settings as launch_config
-from glidein_plugins.jobstart.setup_state import (
+from glidein_plugins.jobstart.records import (
     BindState,
     ImageState,
     ModeState,
@@ -109,7 +109,7 @@ def test_the_invocation_uses_the_production_options(tmp_path: Path, fake_cvmfs: 
     assert found.image == image and found.warnings == ()
     assert pairs(found) == {"GWMS_SINGULARITY_REEXEC": "1"}
     env = found.env
-    assert (env["KEEP"], env["HOME"], env["PATH"]) == ("me", "/home/pilot", launch.CLEAN_PATH)
+    assert (env["KEEP"], env["HOME"], env["PATH"]) == ("me", "/home/pilot", launch_env.CLEAN_PATH)
     assert "LD_LIBRARY_PATH" not in env
     # the runtime's caches under the glidein's tmp dir, whatever the environment said
     tmp = tmp_path / "glide" / "tmp" / "apptainer"
@@ -340,7 +340,7 @@ def test_environment_hygiene(tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Pat
     assert not gone & set(found.env)
     assert {name: found.env[name] for name in set(JOB_ENV) - gone - {"PATH"}} == {
         name: JOB_ENV[name] for name in set(JOB_ENV) - gone - {"PATH"}}
-    assert found.env["PATH"] == launch.CLEAN_PATH  # the runtime's own: never the job's
+    assert found.env["PATH"] == launch_env.CLEAN_PATH  # the runtime's own: never the job's
     # the marker and the GPU assignment always, the asked sets under --cleanenv
     assert pairs(found) == {"GWMS_SINGULARITY_REEXEC": "1", "CUDA_VISIBLE_DEVICES": "0",
                             **{name: JOB_ENV[name] for name in kept}}
@@ -349,8 +349,8 @@ def test_environment_hygiene(tmp_path: Path, fake_cvmfs: FakeCvmfs, sandbox: Pat
 def test_the_vo_steps_inside_survive_cleanenv(tmp_path: Path, fake_cvmfs: FakeCvmfs,
                                               sandbox: Path) -> None:
     state = node_state(fake_cvmfs, tmp_path, container_env="clearall")
-    found = built(state, job(sandbox), **{launch.INSIDE_STEPS: "/glidein/vo_inside.sh"})
-    assert pairs(found)[launch.INSIDE_STEPS] == "/glidein/vo_inside.sh"
+    found = built(state, job(sandbox), **{launch_env.INSIDE_STEPS: "/glidein/vo_inside.sh"})
+    assert pairs(found)[launch_env.INSIDE_STEPS] == "/glidein/vo_inside.sh"
 
 
 @pytest.mark.parametrize(("container_env", "warning"), [
@@ -393,7 +393,7 @@ def test_job_set_runtime_variables_are_dropped_with_a_warning(
                               "APPTAINERENV_GWMS_SINGULARITY_REEXEC, APPTAINERENV_LD_PRELOAD, "
                               "APPTAINER_BIND, APPTAINER_OVERLAY, SINGULARITYENV_PATH, "
                               "SINGULARITY_BINDPATH",)
-    assert {name for name in found.env if name.startswith(launch.RUNTIMES)} == {
+    assert {name for name in found.env if name.startswith(launch_env.RUNTIMES)} == {
         "APPTAINER_CACHEDIR", "APPTAINER_TMPDIR", "SINGULARITY_CACHEDIR", "SINGULARITY_TMPDIR",
         "SINGULARITY_DISABLE_PID_NAMESPACES", "APPTAINERENV_GWMS_SINGULARITY_REEXEC",
         "SINGULARITYENV_GWMS_SINGULARITY_REEXEC"}

@@ -29,7 +29,7 @@ from conftest import (
 from test_wrapper import Node, node  # noqa: F401 - the node fixture
 from test_wrapper_e2e import VO_PLUGIN, Glidein, set_up
 
-from glidein_plugins.jobstart import launch, setup_state, wrap
+from glidein_plugins.jobstart import launch_env, records, reexec, report, setup_state
 from glidein_plugins.testing import FakeCvmfs
 
 PACKAGE = ROOT / "glidein_plugins"
@@ -48,8 +48,8 @@ PROCESS_CALLS = frozenset({
 })
 # where the package starts processes: the bounded runner, and the wrapper's bounded path check
 # (fork) and final exec of the container runtime (an argv)
-EXPECTED_CALLS = {("node/commands.py", "subprocess.Popen"), ("jobstart/wrap.py", "os.fork"),
-                  ("jobstart/wrap.py", "os.execve"), ("jobstart/wrap.py", "os.execvpe")}
+EXPECTED_CALLS = {("node/commands.py", "subprocess.Popen"), ("jobstart/path_check.py", "os.fork"),
+                  ("jobstart/reexec.py", "os.execve"), ("jobstart/reexec.py", "os.execvpe")}
 
 
 def dotted(expr: ast.expr) -> str:
@@ -89,7 +89,7 @@ def test_the_package_never_runs_a_shell_and_starts_processes_in_two_places_only(
 
 
 def test_the_only_eval_in_the_shell_hooks_is_the_wrappers_of_its_quoted_plan() -> None:
-    """The hooks ``eval`` nothing but what ``wrap.Plan.shell`` printed (single-quoted words:
+    """The hooks ``eval`` nothing but what ``Plan.shell`` printed (single-quoted words:
     test_fuzz.py::test_the_plan_is_evaluated_by_a_real_shell_word_for_word)."""
     evals = [(path.name, line.strip()) for path in sorted((ROOT / "hooks").glob("*.sh"))
              for line in path.read_text().splitlines()
@@ -203,15 +203,15 @@ def test_a_hostile_job_ad_fails_the_job_on_one_bounded_line(
         node: Node, job_ad: dict[str, str], says: str) -> None:  # noqa: F811 - the fixture
     """A job image leaving CVMFS through ``..`` (its real path is looked at, not its text), a
     repository that is a path, a 1 MiB image name: refused before any container starts, in
-    one line of at most ``wrap.MESSAGE_LIMIT`` characters (HTCondor's hold reason)."""
+    one line of at most ``report.MESSAGE_LIMIT`` characters (HTCondor's hold reason)."""
     (node.root / "outside.sif").write_text("not in CVMFS\n")
     ad = {name: ad_string(value.format(root=node.cvmfs.root)) for name, value in job_ad.items()}
     line = node.failure(node.run("x", env=node.env(job_ad=ad)))
-    assert says in line and len(line) <= wrap.MESSAGE_LIMIT
+    assert says in line and len(line) <= report.MESSAGE_LIMIT
     assert node.calls() == []
     command, name, literal = node.chirped()
     assert (command, name) == ("set_job_attr", "JobWrapperFailure")
-    assert len(literal) <= wrap.MESSAGE_LIMIT + 2  # the line, quoted
+    assert len(literal) <= report.MESSAGE_LIMIT + 2  # the line, quoted
 
 
 def test_a_huge_job_ad_attribute_does_not_stop_the_job(node: Node) -> None:  # noqa: F811
@@ -293,7 +293,7 @@ def test_the_jobs_state_python_and_package_variables_are_ignored(
             break
         (package / "__init__.py").write_text("")
     entry.write_text(f"open({str(markers / 'package')!r}, 'w').close()\n")
-    never = setup_state.SetupState(entry="E", mode=setup_state.ModeState("NEVER"))
+    never = records.SetupState(entry="E", mode=records.ModeState("NEVER"))
     setup_state.save(own / "state.json", never)
     value = {"GLIDEIN_PLUGINS_STATE": str(own / "state.json"),
              "GLIDEIN_PLUGINS_PYTHON": str(node.sandbox / "bin" / "python3"),
@@ -308,7 +308,7 @@ def test_a_relative_state_in_the_machine_ad_fails_the_job_never_reads_the_sandbo
         node: Node) -> None:  # noqa: F811 - the fixture
     """A relative path would be the sandbox's (the cwd): one line, the job does not run."""
     setup_state.save(node.sandbox / "state.json",
-                     setup_state.SetupState(entry="E", mode=setup_state.ModeState("NEVER")))
+                     records.SetupState(entry="E", mode=records.ModeState("NEVER")))
     env = node.env(state=False, machine_ad={"GLIDEIN_PLUGINS_STATE": ad_string("state.json")})
     assert "is not an absolute path" in node.failure(node.run("x", env=env))
     assert node.calls() == []
@@ -377,7 +377,7 @@ def test_the_jobs_runtime_variables_never_reach_the_runtime(
     inside = job_view(proc)["env"]
     assert not set(RUNTIME_OPTIONS) & set(inside)
     assert not {"LD_PRELOAD", "PATH"} & {name for name in inside if inside[name] == "/srv"}
-    assert inside["PATH"] == launch.CLEAN_PATH
+    assert inside["PATH"] == launch_env.CLEAN_PATH
     named = sorted(name for name, value in RUNTIME_OPTIONS.items() if value)
     assert f"not passed into the container (set by the job?): {', '.join(named)}" in proc.stderr
     assert sorted(path.name for path in markers.iterdir()) == []
@@ -416,10 +416,10 @@ def test_a_link_in_the_sandbox_never_moves_the_wrappers_copy(
     the copy written there; nothing written where the link pointed."""
     victim = node.root / "victim"
     victim.mkdir()
-    (node.sandbox / wrap.COPY_DIR).symlink_to(victim)
+    (node.sandbox / reexec.COPY_DIR).symlink_to(victim)
     assert job_view(node.run("x"))["env"]["APPTAINER_CONTAINER"]
     assert list(victim.iterdir()) == []
-    copy = node.sandbox / wrap.COPY_DIR / WRAPPER.name
+    copy = node.sandbox / reexec.COPY_DIR / WRAPPER.name
     assert not copy.parent.is_symlink() and copy.read_bytes() == WRAPPER.read_bytes()
 
 

@@ -25,7 +25,7 @@ from conftest import (
 import glidein_plugins
 from glidein_plugins.errors import InputError
 from glidein_plugins.jobstart import setup_state
-from glidein_plugins.jobstart.setup_state import (
+from glidein_plugins.jobstart.records import (
     BindState,
     ImageState,
     ModeState,

@@ -1,4 +1,4 @@
-"""The job wrapper (``hooks/glidein_plugins_wrapper.sh`` and ``glidein_plugins.jobstart.wrap``) run
+"""The job wrapper (``hooks/glidein_plugins_wrapper.sh`` and ``glidein_plugins.runs.job``) run
 as
 HTCondor runs a USER_JOB_WRAPPER: a real shell, a real Python part, the job sandbox as cwd, the
 ads in files, against setup states written for each case and a fake runtime that handles the
@@ -30,7 +30,8 @@ from conftest import (
     write_ad,
 )
 
-from glidein_plugins.jobstart import setup_state, wrap
+from glidein_plugins.jobstart import inputs, path_check, records, reexec, setup_state
+from glidein_plugins.jobstart.plan import Plan
 
 # arguments a shell must never touch: blanks, quotes, expansions, separators, globs, newlines
 ODD_ARGS = ["plain", "two words", "it's", 'say "hi"', "$HOME", "$(touch pwned)", "`id`",
@@ -72,18 +73,18 @@ class Node:
              launch: dict[str, Any] | None = None, has_singularity: bool = True,
              **fields: Any) -> Path:
         """Write the setup state setup would leave (``fields`` override SetupState's)."""
-        image = setup_state.ImageState("rhel9", str(self.cvmfs.images["rhel9"]), "test")
+        image = records.ImageState("rhel9", str(self.cvmfs.images["rhel9"]), "test")
         values: dict[str, Any] = dict(
-            entry="TEST_ENTRY", mode=setup_state.ModeState(mode, reason="negotiated"),
+            entry="TEST_ENTRY", mode=records.ModeState(mode, reason="negotiated"),
             work_dir=str(self.root / "work"), has_singularity=has_singularity,
-            runtime=setup_state.RuntimeState(str(self.runtime), features={
+            runtime=records.RuntimeState(str(self.runtime), features={
                 "nested": False, "contain": True, "pid_namespaces": True, **(features or {})},
                 reasons={"nested": "inside Docker"} if (features or {}).get("nested") else {}),
             images=[image], default_image=image, cvmfs_root=str(self.cvmfs.root),
             launch={"failure_delay": 0, "check_timeout": 10, **(launch or {})},
             tmp_dir=str(self.root / "work" / "tmp"))
         values.update(fields)
-        setup_state.save(self.state_path, setup_state.SetupState(**values))
+        setup_state.save(self.state_path, records.SetupState(**values))
         return self.state_path
 
     def env(self, job_ad: dict[str, str] | None = None,
@@ -111,11 +112,11 @@ class Node:
     def run_inside(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         """The second pass, as the runtime starts it: ``/bin/sh .glidein_plugins/WRAPPER
         JOB ARGS`` from the sandbox (``--pwd /srv``), the copy the first pass made."""
-        copy = self.sandbox / wrap.COPY_DIR / WRAPPER.name
+        copy = self.sandbox / reexec.COPY_DIR / WRAPPER.name
         copy.parent.mkdir(exist_ok=True)
         shutil.copy(WRAPPER, copy)
         return run_wrapper([str(self.job), *args], self.sandbox, env,
-                           wrapper=Path(wrap.COPY_DIR, WRAPPER.name), shell=["/bin/sh"])
+                           wrapper=Path(reexec.COPY_DIR, WRAPPER.name), shell=["/bin/sh"])
 
     @property
     def runtime_log(self) -> Path:
@@ -259,7 +260,7 @@ def test_the_marker_outside_a_container_does_not_skip_the_container(node: Node) 
 @pytest.mark.parametrize(("case", "expected"), [
     ("state missing", "cannot read the setup state"),
     ("state not JSON", "the setup state is not valid JSON"),
-    ("package missing", "cannot import glidein_plugins.jobstart.wrap"),
+    ("package missing", "cannot import glidein_plugins.runs.job"),
     ("job ad malformed", "_CONDOR_JOB_AD"),
     ("image forbidden", "is not in CVMFS"),
     ("repository missing", "cms.cern.ch"),
@@ -345,7 +346,7 @@ def test_a_path_that_hangs_is_named_within_the_timeout(tmp_path: Path) -> None:
         return "" if path == "/fast" else f"{path}: No such file or directory"
 
     started = time.monotonic()
-    problems = wrap.check_paths(["/fast", "/gone", "/slow", "/after"], 0.5, look)
+    problems = path_check.check_paths(["/fast", "/gone", "/slow", "/after"], 0.5, look)
     assert time.monotonic() - started < 10
     assert problems == ["/gone: No such file or directory",
                         "/slow could not be read within 0.5 s (stale CVMFS or network mount?)",
@@ -367,7 +368,7 @@ def test_htcondor_container_lines_are_never_wrapped_only_corrected(
     line = [str(node.runtime), "-s", "exec", "-S", "/tmp", "--pwd", "/srv", "-B",
             f"{node.sandbox}:/srv", "-C", "--no-home", image, str(node.job), *ODD_ARGS]
     proc = run_wrapper(line, node.sandbox,
-                       node.env(machine_ad={wrap.LAUNCH_VAR: ad_string("native")}))
+                       node.env(machine_ad={inputs.LAUNCH_VAR: ad_string("native")}))
     assert job_view(proc)["argv"] == ODD_ARGS
     assert node.calls() == [["-s", "exec", "-S", "/tmp", "--pwd", "/srv", "-B",
                              f"{node.sandbox}:/srv",
@@ -378,7 +379,7 @@ def test_htcondor_container_lines_are_never_wrapped_only_corrected(
 def test_in_native_mode_a_job_htcondor_started_no_container_for_runs_as_it_is(
         node: Node) -> None:
     node.save(mode="PREFERRED", decision="native")
-    env = node.env(machine_ad={wrap.LAUNCH_VAR: ad_string("native")})
+    env = node.env(machine_ad={inputs.LAUNCH_VAR: ad_string("native")})
     seen = job_view(node.run(*ODD_ARGS, env=env))
     assert seen["argv"] == ODD_ARGS and not seen["env"]["APPTAINER_CONTAINER"]
     assert node.calls() == []
@@ -391,7 +392,7 @@ def test_the_default_path_never_imports_pluggy_or_yaml(node: Node) -> None:
     """What the hook's Python part imports (as the fragment runs it: -I -S, the package dir)."""
     modules = node.root / "modules.txt"
     code = ("import os, sys; sys.path.insert(0, sys.argv[3]); "
-            "from glidein_plugins.jobstart.wrap import hook; code = hook(sys.argv[1:]); "
+            "from glidein_plugins.runs.job import hook; code = hook(sys.argv[1:]); "
             "open(os.environ['MODULES'], 'w').write(' '.join(sys.modules)); sys.exit(code)")
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(node.state_path),
                            str(WRAPPER), str(ROOT), str(node.job)], cwd=node.sandbox,
@@ -420,7 +421,7 @@ def test_the_cli_wrap_command_starts_the_job_in_its_container(node: Node) -> Non
 
 
 def test_the_plan_quotes_every_word_for_the_shell() -> None:
-    plan = wrap.Plan(["/bin/echo", *ODD_ARGS], True, {"A": "it's $x", "B.C": "kept"},
+    plan = Plan(["/bin/echo", *ODD_ARGS], True, {"A": "it's $x", "B.C": "kept"},
                      ["warn"])
     text = plan.shell({"OLD": "1", "B.C": "x", "A": "old"})
     proc = subprocess.run(["/bin/sh", "-c", 'eval "$1"', "sh", os.fsdecode(text)],

@@ -29,7 +29,7 @@ from conftest import (
     write_ad,
 )
 
-from glidein_plugins.jobstart import setup_state
+from glidein_plugins.jobstart import records, setup_state
 
 ODD_ARGS = ["two words", "it's", 'say "hi"', "$HOME", "a;b", "*", "", "line1\nline2", "-C"]
 GPU = "GPU-6a3c2a0e-ffff-4a4a-9e9e-0123456789ab"
@@ -59,7 +59,7 @@ class Glidein:
     work: Path
     cvmfs: FakeCvmfs
     glidein_env: dict[str, str]
-    state: setup_state.SetupState | None  # None: setup wanted no container
+    state: records.SetupState | None  # None: setup wanted no container
 
     @property
     def runtime_log(self) -> Path:

@@ -31,15 +31,16 @@ def cmd_periodic(args: argparse.Namespace) -> int:
 def cmd_wrap(args: argparse.Namespace) -> int:
     """The job wrapper: start ``JOB ARGS...`` in its container (or as it is), as
     ``hooks/glidein_plugins_wrapper.sh`` does; ``--shell`` prints the plan for ``eval``."""
-    from glidein_plugins.jobstart import wrap  # noqa: PLC0415 - only this command needs it
+    from glidein_plugins.jobstart import reexec  # noqa: PLC0415 - only this command needs it
+    from glidein_plugins.runs import job  # noqa: PLC0415 - only this command needs it
 
-    job = list(args.job[1:] if args.job[:1] == ["--"] else args.job)
-    if not job:
+    command = list(args.job[1:] if args.job[:1] == ["--"] else args.job)
+    if not command:
         print("glidein-plugins: error: wrap needs the job's command: wrap [OPTIONS] -- JOB "
               "[ARGS...]", file=sys.stderr)
         return 2
     package_dir = str(Path(INSTALL_DIR).resolve())
-    result = wrap.decide(job, os.environ, args.state or "", args.wrapper or "", package_dir)
+    result = job.decide(command, os.environ, args.state or "", args.wrapper or "", package_dir)
     if isinstance(result, int):
         return 1
     if args.shell:
@@ -47,7 +48,7 @@ def cmd_wrap(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(result.shell(os.environ))
         return 0
     try:
-        wrap.execute(result, os.environ)
+        reexec.execute(result, os.environ)
     except OSError as exc:
         print(f"glidein-plugins: error: cannot run {result.argv[0]}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from glidein_plugins.cli import report_text
 from glidein_plugins.cli.args import config_files, entry_name, usage_error
-from glidein_plugins.config import factory_config, options
+from glidein_plugins.config import factory_config
 from glidein_plugins.engine import config_check, manager, registry
 from glidein_plugins.errors import InputError
 from glidein_plugins.protocol.glideinwms import glidein_config

@@ -14,8 +14,8 @@ the machine ad: never in the job's environment, which the job controls. It reads
 job, so this module is on the per-job path: it imports nothing but ``os``/``sys``, and reads
 the JSON with the C scanner of the standard ``json`` package (``_json``) without importing
 ``json`` itself (which brings ``re`` in); the records are plain read-only classes, not
-dataclasses (whose import costs more than starting the interpreter). ``facts()`` converts to
-the typed ``results.Facts`` only for plugins.
+dataclasses (whose import costs more than starting the interpreter). The records are in
+``records``, the JSON reader in ``state_json``.
 
 The file (``"version": 1``)::
 
@@ -40,275 +40,29 @@ from __future__ import annotations
 import os
 
 from glidein_plugins._where import INSTALL_DIR
+from glidein_plugins.jobstart.records import (
+    DECISIONS,
+    BindState,
+    ImageState,
+    ModeState,
+    RuntimeState,
+    SetupState,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from pathlib import Path
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any
 
-    from glidein_plugins.errors import InputError
     from glidein_plugins.spec.results import Facts
 
-    _R = TypeVar("_R", bound="Record")
+__all__ = ["ATTRIBUTE", "DECISION", "RELATIVE_PATH", "SetupState", "forget", "from_facts", "load",
+           "locate", "path_in", "save"]  # SetupState: what load returns
 
-VERSION = 1
 ATTRIBUTE = "GLIDEIN_PLUGINS_STATE"  # the machine attribute and job environment variable
 RELATIVE_PATH = os.path.join(".glidein_plugins", "setup_state.json")  # under the work dir
 DECISION = "decision"  # beside the state: the decision, state, Python and package for the shell
-MODES_WITH_CONTAINERS = ("PREFERRED", "REQUIRED")
-DECISIONS = ("container", "native", "bare")  # what job start does: see the module doc
-
-
-class Record:
-    """A read-only record with value equality (a light stand-in for a frozen dataclass)."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def _init(self, **values: object) -> None:
-        for name in self.__slots__:
-            object.__setattr__(self, name, values[name])
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is read-only")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is read-only")
-
-    def replace(self: _R, **changes: Any) -> _R:
-        """A copy with ``changes`` (as ``dataclasses.replace``)."""
-        values = {name: getattr(self, name) for name in self.__slots__}
-        values.update(changes)
-        return type(self)(**values)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Record) and type(other) is type(self) and (
-            self._values() == other._values())
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, *(repr(value) for value in self._values())))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class RuntimeState(Record):
-    """The proven runtime: binary, version, flavour, privilege mode and probed features."""
-
-    __slots__ = (
-        "features",
-        "flavour",
-        "full_version",
-        "path",
-        "privilege",
-        "reasons",
-        "source",
-        "version",
-    )
-    path: str
-    source: str
-    version: str
-    full_version: str
-    flavour: str
-    privilege: str
-    features: Mapping[str, bool]  # nested, contain, pid_namespaces, missing_target, sif
-    reasons: Mapping[str, str]
-
-    def __init__(self, path: str, *, source: str = "", version: str = "",
-                 full_version: str = "", flavour: str = "", privilege: str = "",
-                 features: Mapping[str, bool] | None = None,
-                 reasons: Mapping[str, str] | None = None) -> None:
-        self._init(path=path, source=source, version=version, full_version=full_version,
-                   flavour=flavour, privilege=privilege, features=dict(features or {}),
-                   reasons=dict(reasons or {}))
-
-    def feature(self, name: str, default: bool = False) -> bool:
-        """Whether the probe found ``name`` usable (``default`` when it did not say)."""
-        return bool(self.features.get(name, default))
-
-
-class ImageState(Record):
-    """A usable image: platform key, URI (rebased, resolved at setup) and where it came from."""
-
-    __slots__ = ("platform", "source", "uri")
-    platform: str
-    uri: str
-    source: str
-
-    def __init__(self, platform: str, uri: str, source: str = "") -> None:
-        self._init(platform=platform, uri=uri, source=source)
-
-
-class BindState(Record):
-    """A validated bind mount; an empty ``target`` means the source path."""
-
-    __slots__ = ("options", "origin", "source", "target")
-    source: str
-    target: str
-    options: str
-    origin: str
-
-    def __init__(self, source: str, target: str = "", options: str = "",
-                 origin: str = "") -> None:
-        self._init(source=source, target=target, options=options, origin=origin)
-
-    @property
-    def destination(self) -> str:
-        return self.target or self.source
-
-
-class ModeState(Record):
-    """The negotiated mode: outcome (``PREFERRED``, ...), the two wishes, and why."""
-
-    __slots__ = ("factory", "frontend", "outcome", "reason")
-    outcome: str
-    frontend: str
-    factory: str
-    reason: str
-
-    def __init__(self, outcome: str, frontend: str = "", factory: str = "",
-                 reason: str = "") -> None:
-        self._init(outcome=outcome, frontend=frontend, factory=factory, reason=reason)
-
-
-class SetupState(Record):
-    """Everything job start needs from setup (see the module docstring for the file)."""
-
-    __slots__ = (
-        "binds",
-        "container_env",
-        "container_env_clearlist",
-        "cvmfs_root",
-        "decision",
-        "default_image",
-        "entry",
-        "gpus",
-        "has_singularity",
-        "images",
-        "job_hooks",
-        "launch",
-        "libraries",
-        "mode",
-        "reason",
-        "required_os",
-        "restrictions",
-        "runtime",
-        "tmp_dir",
-        "version",
-        "work_dir",
-    )
-    version: int
-    entry: str
-    work_dir: str
-    mode: ModeState
-    has_singularity: bool
-    reason: str  # why has_singularity is False ('' when it is True)
-    runtime: RuntimeState | None
-    images: tuple[ImageState, ...]
-    default_image: ImageState | None
-    binds: tuple[BindState, ...]
-    gpus: tuple[Mapping[str, Any], ...]  # results.GpuDevice fields
-    libraries: tuple[Mapping[str, Any], ...]  # results.Library fields
-    launch: Mapping[str, Any]  # the launch plugin's settings, over its defaults
-    tmp_dir: str  # the glidein's local tmp dir: the runtime's caches go below it
-    required_os: str  # the entry's GLIDEIN_REQUIRED_OS, as written ('' when unset)
-    restrictions: tuple[str, ...]  # SINGULARITY_IMAGE_RESTRICTIONS, parsed
-    cvmfs_root: str  # where CVMFS is mounted (CVMFS_MOUNT_DIR, default /cvmfs)
-    container_env: str  # GLIDEIN_CONTAINER_ENV, as written
-    container_env_clearlist: str  # GLIDEIN_CONTAINER_ENV_CLEARLIST, as written
-    job_hooks: tuple[str, ...]  # plugins with glidein_job_launch besides the built-in
-    decision: str  # container, native or bare (DECISIONS)
-
-    def __init__(self, *, entry: str, mode: ModeState, work_dir: str = "",
-                 has_singularity: bool = False, reason: str = "",
-                 runtime: RuntimeState | None = None,
-                 images: Iterable[ImageState] = (), default_image: ImageState | None = None,
-                 binds: Iterable[BindState] = (), gpus: Iterable[Mapping[str, Any]] = (),
-                 libraries: Iterable[Mapping[str, Any]] = (),
-                 launch: Mapping[str, Any] | None = None, tmp_dir: str = "",
-                 required_os: str = "", restrictions: Iterable[str] = ("cvmfs",),
-                 cvmfs_root: str = "/cvmfs", container_env: str = "",
-                 container_env_clearlist: str = "", job_hooks: Iterable[str] = (),
-                 decision: str = "", version: int = VERSION) -> None:
-        if not decision:  # what the mode implies, the wrapper starting the containers
-            decision = "container" if mode.outcome in MODES_WITH_CONTAINERS else "bare"
-        self._init(decision=decision, version=version, entry=entry, work_dir=work_dir, mode=mode,
-                   has_singularity=has_singularity, reason=reason, runtime=runtime,
-                   images=tuple(images),
-                   default_image=default_image, binds=tuple(binds),
-                   gpus=tuple(dict(gpu) for gpu in gpus),
-                   libraries=tuple(dict(library) for library in libraries),
-                   launch=dict(launch or {}), tmp_dir=tmp_dir, required_os=required_os,
-                   restrictions=tuple(restrictions), cvmfs_root=cvmfs_root,
-                   container_env=container_env,
-                   container_env_clearlist=container_env_clearlist,
-                   job_hooks=tuple(job_hooks))
-
-    @property
-    def wants_container(self) -> bool:
-        """The mode is PREFERRED or REQUIRED."""
-        return self.mode.outcome in MODES_WITH_CONTAINERS
-
-    def setting(self, name: str, default: Any = None) -> Any:
-        """One of the launch plugin's settings."""
-        return self.launch.get(name, default)
-
-    def to_json(self) -> dict[str, Any]:
-        """The file's content (``from_json``'s inverse)."""
-        return {
-            "version": self.version, "entry": self.entry, "work_dir": self.work_dir,
-            "mode": _fields(self.mode), "has_singularity": self.has_singularity,
-            "reason": self.reason,
-            "runtime": None if self.runtime is None else _fields(self.runtime),
-            "images": [_fields(image) for image in self.images],
-            "default_image": None if self.default_image is None else _fields(self.default_image),
-            "binds": [_fields(bind) for bind in self.binds],
-            "gpus": [dict(gpu) for gpu in self.gpus],
-            "libraries": [dict(library) for library in self.libraries],
-            "launch": dict(self.launch), "tmp_dir": self.tmp_dir,
-            "required_os": self.required_os,
-            "restrictions": {"names": list(self.restrictions), "cvmfs_root": self.cvmfs_root},
-            "container_env": self.container_env,
-            "container_env_clearlist": self.container_env_clearlist,
-            "job_hooks": list(self.job_hooks),
-            "decision": self.decision,
-        }
-
-    @classmethod
-    def from_json(cls, data: object, where: str = "") -> SetupState:
-        """The state in ``data`` (parsed JSON); InputError naming ``where`` and the key."""
-        return _Reader(where).state(data)
-
-    def facts(self) -> Facts:
-        """What setup decided, as the typed ``Facts`` the hooks receive (imports ``results``)."""
-        from glidein_plugins.spec import results  # noqa: PLC0415
-
-        runtime = None
-        if self.runtime is not None:
-            state = self.runtime
-            runtime = results.RuntimeProbe(
-                results.RuntimeCandidate(state.path, state.source), True, "", state.version,
-                state.full_version, state.flavour, state.privilege, dict(state.features),
-                dict(state.reasons))
-        mode = self.mode
-        outcome = results.Mode(mode.outcome)
-        images = tuple(results.Image(i.platform, i.uri, i.source) for i in self.images)
-        default = self.default_image
-        return results.Facts(
-            mode=results.ModeDecision(outcome, mode.frontend, mode.factory, mode.reason),
-            runtime=runtime,
-            gpus=tuple(results.GpuDevice(**gpu) for gpu in self.gpus),
-            libraries=tuple(results.Library(**library) for library in self.libraries),
-            images=images,
-            image=None if default is None else results.Image(default.platform, default.uri,
-                                                             default.source),
-            binds=tuple(results.Bind(b.source, b.target, b.options, b.origin)
-                        for b in self.binds),
-        )
 
 
 def from_facts(facts: Facts, *, entry: str, work_dir: str, launch: Mapping[str, Any],
@@ -343,11 +97,6 @@ def from_facts(facts: Facts, *, entry: str, work_dir: str, launch: Mapping[str, 
         cvmfs_root=cvmfs_root, container_env=container_env,
         container_env_clearlist=container_env_clearlist, job_hooks=job_hooks,
         decision=decision)
-
-
-def _fields(record: Record) -> dict[str, Any]:
-    return {name: (dict(value) if isinstance(value, dict) else value)
-            for name in record.__slots__ for value in (getattr(record, name),)}
 
 
 def path_in(work_dir: str | Path) -> str:
@@ -410,16 +159,19 @@ def load(path: str | Path) -> SetupState:
     Raises ``errors.InputError`` (a ValueError) naming the path and why: missing, unreadable,
     not JSON (with the line), another version, a key missing or of the wrong type.
     """
+    from glidein_plugins.jobstart import state_json  # noqa: PLC0415 - reading only
+
     where = os.fspath(path)
     try:
         with open(where, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as exc:
-        raise _error(where, f"cannot read the setup state: {exc.strerror or exc}") from None
+        raise state_json.state_error(
+            where, f"cannot read the setup state: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise _error(where, f"the setup state is not UTF-8 text: {exc.reason} at byte "
-                            f"{exc.start}") from None
-    return SetupState.from_json(parse_json(text, where), where)
+        raise state_json.state_error(where, f"the setup state is not UTF-8 text: {exc.reason} "
+                                            f"at byte {exc.start}") from None
+    return state_json.read(state_json.parse_json(text, where), where)
 
 
 def locate(machine_ad: Mapping[str, str] | None) -> str:
@@ -435,198 +187,3 @@ def locate(machine_ad: Mapping[str, str] | None) -> str:
     if len(text) >= 2 and text[0] == text[-1] == '"' and "\\" not in text:
         return text[1:-1]
     return ""
-
-
-# --- reading JSON without importing json (re) ---------------------------------------------------
-
-_JSON_SPACE = " \t\n\r"
-
-
-class _ScannerContext:
-    """What ``_json.make_scanner`` reads from a decoder."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    memo: ClassVar[dict[str, str]] = {}  # the scanner's key-interning table
-
-    @staticmethod
-    def parse_constant(name: str) -> float:
-        raise ValueError(f"{name} is not allowed")
-
-
-def parse_json(text: str, where: str = "") -> object:
-    """``json.loads(text)`` through the C scanner when there is one (CPython), else through
-    ``json`` (PyPy); NaN and Infinity are refused, as ``save`` never writes them.
-
-    Raises InputError naming ``where`` (and the line) for text that is not one JSON value.
-    """
-    start = len(text) - len(text.lstrip(_JSON_SPACE))
-    try:
-        from _json import make_scanner  # noqa: PLC0415 - CPython's C scanner
-    except ImportError:  # PyPy: its json module is fast to import
-        import json  # noqa: PLC0415
-
-        scanner = json.JSONDecoder(parse_constant=_ScannerContext.parse_constant).raw_decode
-    else:
-        scanner = make_scanner(_ScannerContext())  # type: ignore[arg-type,assignment]
-    try:
-        value, end = scanner(text, start)
-    except StopIteration as stop:
-        raise _json_error(where, text, stop.value if isinstance(stop.value, int) else start,
-                          "expected a value") from None
-    except ValueError as exc:  # json.JSONDecodeError, a refused constant, a bad number
-        raise _json_error(where, text, getattr(exc, "pos", start),
-                          getattr(exc, "msg", str(exc))) from None
-    finally:
-        _ScannerContext.memo.clear()
-    if text[end:].strip(_JSON_SPACE):
-        raise _json_error(where, text, end, "extra data after the value")
-    return value
-
-
-def _json_error(where: str, text: str, position: int, why: str) -> InputError:
-    line = text.count("\n", 0, position) + 1
-    return _error(f"{where}:{line}" if where else f"line {line}",
-                  f"the setup state is not valid JSON: {why}")
-
-
-def _error(where: str, message: str) -> InputError:
-    from glidein_plugins.errors import InputError  # noqa: PLC0415
-
-    return InputError(where, message)
-
-
-class _Reader:
-    """Checks the parsed file, key by key; every error names the file and the key."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, key: str, why: str) -> InputError:
-        return _error(self.where, f"setup state key {key!r}: {why}")
-
-    def mapping(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected an object, found {_kind(value)}")
-        return value
-
-    def field(self, data: Mapping[str, Any], name: str, kind: type, key: str,
-              default: object = ...) -> Any:
-        path = f"{key}.{name}" if key else name
-        if name not in data:
-            if default is ...:
-                raise self.fail(path, "missing")
-            return default
-        value = data[name]
-        if kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, kind)
-        if not ok:
-            raise self.fail(path, f"expected {_KIND_NAMES.get(kind, kind.__name__)}, found "
-                                  f"{_kind(value)}")
-        return value
-
-    def strings(self, data: Mapping[str, Any], name: str, key: str) -> list[str]:
-        items = self.field(data, name, list, key, [])
-        for number, item in enumerate(items):
-            if not isinstance(item, str):
-                raise self.fail(f"{key}.{name}[{number}]" if key else f"{name}[{number}]",
-                                f"expected a string, found {_kind(item)}")
-        return list(items)
-
-    def string_map(self, data: Mapping[str, Any], name: str, key: str,
-                   kind: type) -> dict[str, Any]:
-        found = self.mapping(self.field(data, name, dict, key, {}), f"{key}.{name}")
-        for item, value in found.items():
-            if not isinstance(value, kind):
-                raise self.fail(f"{key}.{name}.{item}", f"expected "
-                                f"{_KIND_NAMES.get(kind, kind.__name__)}, found {_kind(value)}")
-        return found
-
-    def objects(self, data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
-        return [self.mapping(item, f"{name}[{number}]")
-                for number, item in enumerate(self.field(data, name, list, "", []))]
-
-    def image(self, value: object, key: str) -> ImageState:
-        data = self.mapping(value, key)
-        return ImageState(self.field(data, "platform", str, key),
-                          self.field(data, "uri", str, key),
-                          self.field(data, "source", str, key, ""))
-
-    def state(self, value: object) -> SetupState:
-        data = self.mapping(value, "(top level)")
-        version = self.field(data, "version", int, "")
-        if version != VERSION:
-            raise self.fail("version", f"{version} is not {VERSION}: written by another "
-                                       "version of glidein_plugins; run setup again")
-        mode = self.mapping(self.field(data, "mode", dict, ""), "mode")
-        runtime = None
-        raw_runtime = data.get("runtime")
-        if raw_runtime is not None:
-            found = self.mapping(raw_runtime, "runtime")
-            texts = {name: self.field(found, name, str, "runtime", "") for name in (
-                "source", "version", "full_version", "flavour", "privilege")}
-            runtime = RuntimeState(
-                self.field(found, "path", str, "runtime"), **texts,
-                features=self.string_map(found, "features", "runtime", bool),
-                reasons=self.string_map(found, "reasons", "runtime", str))
-        default = data.get("default_image")
-        restrictions = self.mapping(self.field(data, "restrictions", dict, "", {}),
-                                    "restrictions")
-        binds = []
-        for number, item in enumerate(self.objects(data, "binds")):
-            key = f"binds[{number}]"
-            binds.append(BindState(self.field(item, "source", str, key),
-                                   *(self.field(item, name, str, key, "")
-                                     for name in ("target", "options", "origin"))))
-        return SetupState(
-            version=version,
-            entry=self.field(data, "entry", str, ""),
-            work_dir=self.field(data, "work_dir", str, "", ""),
-            mode=ModeState(self.field(mode, "outcome", str, "mode"),
-                           *(self.field(mode, name, str, "mode", "")
-                             for name in ("frontend", "factory", "reason"))),
-            has_singularity=self.field(data, "has_singularity", bool, ""),
-            reason=self.field(data, "reason", str, "", ""),
-            runtime=runtime,
-            images=[self.image(item, f"images[{number}]")
-                    for number, item in enumerate(self.field(data, "images", list, "", []))],
-            default_image=None if default is None else self.image(default, "default_image"),
-            binds=binds,
-            gpus=self.objects(data, "gpus"),
-            libraries=self.objects(data, "libraries"),
-            launch=self.field(data, "launch", dict, "", {}),
-            tmp_dir=self.field(data, "tmp_dir", str, ""),
-            required_os=self.field(data, "required_os", str, "", ""),
-            restrictions=self.strings(restrictions, "names", "restrictions") or ["cvmfs"],
-            cvmfs_root=self.field(restrictions, "cvmfs_root", str, "restrictions", "/cvmfs"),
-            container_env=self.field(data, "container_env", str, "", ""),
-            container_env_clearlist=self.field(data, "container_env_clearlist", str, "", ""),
-            job_hooks=self.strings(data, "job_hooks", ""),
-            decision=self.decision(data),
-        )
-
-    def decision(self, data: Mapping[str, Any]) -> str:
-        decision = self.field(data, "decision", str, "")
-        if decision not in DECISIONS:
-            raise self.fail("decision", f"{decision!r} is not one of {', '.join(DECISIONS)}")
-        return str(decision)
-
-
-_KIND_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
-               list: "an array", dict: "an object"}
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    for kind in (bool, str, int, float, list, dict):
-        if isinstance(value, kind):
-            return _KIND_NAMES[kind]
-    return type(value).__name__

@@ -20,6 +20,7 @@ from glidein_plugins.jobstart import native, setup_state
 from glidein_plugins.jobstart.settings import PLUGIN as LAUNCH
 from glidein_plugins.jobstart.settings import settings
 from glidein_plugins.protocol.glideinwms import advertise, condor_vars, glidein_config, result_xml
+from glidein_plugins.runs import native_config
 from glidein_plugins.spec.context import Context, Deadline
 from glidein_plugins.spec.results import Attribute, Facts, TraceEvent
 
@@ -67,7 +68,7 @@ def run_setup(
         report = SetupReport(Facts(), (), Failure(FailureType.CONFIG, str(exc)),
                              [TraceEvent("config", "-", str(exc), "error")])
     else:
-        native.write_config(context, report)  # HTCondor-native launch knobs (or none)
+        native_config.write_config(context, report)  # HTCondor-native launch knobs (or none)
         if report.failure is None:
             try:
                 report.attributes = (*report.attributes,
