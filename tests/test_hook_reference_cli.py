@@ -13,8 +13,8 @@ import yaml
 from conftest import ROOT, docs_hooks, run_cli
 
 from glidein_plugins.engine import hookref
-from glidein_plugins.engine.runner import POLICIES
 from glidein_plugins.spec import hookspecs
+from glidein_plugins.spec.hookspecs import POLICIES
 
 HOOKS = hookref.hooks()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import docs_hooks
 
-from glidein_plugins.engine import manager, runner
+from glidein_plugins.engine import manager
 from glidein_plugins.spec import hookspecs
 
 TESTS = Path(__file__).resolve().parent
@@ -82,8 +82,8 @@ def test_spec_is_exercised_by_a_test(name):
 
 
 def test_every_spec_has_a_runner_policy_in_spec_order():
-    assert list(runner.POLICIES) == list(SPECS)
-    for name, policy in runner.POLICIES.items():
+    assert list(hookspecs.POLICIES) == list(SPECS)
+    for name, policy in hookspecs.POLICIES.items():
         # a single-decider hook returns one item; a hook returning many asks every plugin
         assert not (policy.many and is_firstresult(name)), name
         assert policy.item.__name__ in str(inspect.signature(SPECS[name]).return_annotation), name

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from glidein_plugins.config.model import EntryConfig
 from glidein_plugins.engine import manager
-from glidein_plugins.engine.runner import Runner, Stop
+from glidein_plugins.engine.calls import Stop
+from glidein_plugins.engine.runner import Runner
 from glidein_plugins.gpu import assignment, container
 from glidein_plugins.jobstart import launch, launch_env, setup_state
 from glidein_plugins.jobstart import settings as launch_config

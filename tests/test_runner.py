@@ -16,11 +16,13 @@ from conftest import make_work_dir, run_cli
 
 from glidein_plugins.config.model import EntryConfig, Setting
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.calls import Stop
 from glidein_plugins.engine.registry import BUILTINS
-from glidein_plugins.engine.runner import POLICIES, Runner, SetupReport, Stop
+from glidein_plugins.engine.runner import Runner, SetupReport
 from glidein_plugins.errors import FailureType
 from glidein_plugins.protocol.glideinwms import glidein_config
 from glidein_plugins.spec.context import Context, Deadline
+from glidein_plugins.spec.hookspecs import POLICIES
 from glidein_plugins.spec.results import Facts, JobRequest
 
 CORE = ("mode", "singularity")

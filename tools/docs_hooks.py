@@ -1,7 +1,7 @@
 """MkDocs hooks (``hooks:`` in mkdocs.yml): the pages made when the site is built.
 
 - ``plugins/hooks.md``, the hook reference, generated from the hook specs' docstrings and the
-  runner's policies (``glidein_plugins.engine.hookref.markdown``): never written by hand, so it
+  policies beside them (``glidein_plugins.engine.hookref.markdown``): never written by hand, so it
   cannot
   drift from the code;
 - ``settings.md`` and ``migration.md``, while docs/ has no such page: a short page saying where

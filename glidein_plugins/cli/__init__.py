@@ -20,6 +20,8 @@ from glidein_plugins.errors import Failure, FailureType, InputError
 from glidein_plugins.node import commands
 from glidein_plugins.protocol.glideinwms import result_xml
 
+MISSING_DEPENDENCY = 3  # the exit code the setup hook reports as WN_Resource
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
@@ -33,7 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands.become_subreaper()
     try:
         module, _, function = args.handler.rpartition(".")
-        handler = getattr(importlib.import_module(f"glidein_plugins.cli.{module}"), function)
+        try:
+            handler = getattr(importlib.import_module(f"glidein_plugins.cli.{module}"), function)
+        except ImportError as exc:  # as the hook's launcher says it: a node without a dependency
+            print(f"cannot import glidein_plugins or a dependency (pluggy, PyYAML): {exc}",
+                  file=sys.stderr)
+            return MISSING_DEPENDENCY
         code = int(handler(args))
         sys.stdout.flush()  # here, where a reader gone early is caught, not at exit
         return code

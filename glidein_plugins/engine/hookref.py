@@ -2,7 +2,7 @@
 
 The hooks come in the order ``hookspecs`` defines them, which is the order the runner calls
 them; each with its arguments, the first paragraph of its docstring, whether it is
-*firstresult* and its failure policy (``runner.POLICIES``). ``markdown()`` is the same reference
+*firstresult* and its failure policy (``hookspecs.POLICIES``). ``markdown()`` is the same reference
 with the whole docstrings, as the documentation site's page (``tools/docs_hooks.py``).
 """
 
@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import TextIO
 
-from glidein_plugins.engine.runner import POLICIES
 from glidein_plugins.spec import hookspecs
+from glidein_plugins.spec.hookspecs import POLICIES
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from glidein_plugins.config import factory_config
 from glidein_plugins.engine import manager
+from glidein_plugins.engine.calls import Stop
 from glidein_plugins.engine.registry import BUILTINS
-from glidein_plugins.engine.runner import Runner, Stop
+from glidein_plugins.engine.runner import Runner
 from glidein_plugins.jobstart import launch, launch_env
 from glidein_plugins.jobstart.plan import WrapFailure
 from glidein_plugins.jobstart.records import SetupState

@@ -14,7 +14,8 @@ from glidein_plugins.config import factory_config
 from glidein_plugins.config.model import EntryConfig
 from glidein_plugins.container.images import restrictions
 from glidein_plugins.engine import manager
-from glidein_plugins.engine.runner import Runner, SetupReport, tracer_from
+from glidein_plugins.engine.calls import tracer_from
+from glidein_plugins.engine.runner import Runner, SetupReport
 from glidein_plugins.errors import ConfigError, Failure, FailureType, GlideinFailure
 from glidein_plugins.jobstart import native, setup_state
 from glidein_plugins.jobstart.settings import PLUGIN as LAUNCH

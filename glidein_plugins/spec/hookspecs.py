@@ -17,26 +17,28 @@ job hook runs at job start, not at setup.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pluggy
 
+from glidein_plugins.spec.results import (
+    Attribute,
+    Bind,
+    BindVerdict,
+    ContainerInvocation,
+    Facts,
+    GpuDevice,
+    Image,
+    JobRequest,
+    Library,
+    ModeDecision,
+    RuntimeCandidate,
+    RuntimeProbe,
+)
+
 if TYPE_CHECKING:
     from glidein_plugins.spec.context import Context
-    from glidein_plugins.spec.results import (
-        Attribute,
-        Bind,
-        BindVerdict,
-        ContainerInvocation,
-        Facts,
-        GpuDevice,
-        Image,
-        JobRequest,
-        Library,
-        ModeDecision,
-        RuntimeCandidate,
-        RuntimeProbe,
-    )
 
 PROJECT = "glidein_plugins"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -238,3 +240,32 @@ def glidein_job_launch(
     :return: the invocation. Stops at first non-None result (``firstresult``). A plugin that
         raises here fails the job start.
     """
+
+
+# -- each hook's failure policy, beside its spec (the runner applies it; ``hookref`` prints it)
+
+
+@dataclass(frozen=True)
+class HookPolicy:
+    """What a hook returns (``many``: an iterable of ``item``) and whether a crash is fatal."""
+
+    item: type
+    many: bool
+    fatal: bool
+    phase: str
+
+
+POLICIES: dict[str, HookPolicy] = {
+    "glidein_mode_negotiate": HookPolicy(ModeDecision, False, True, "mode"),
+    "glidein_images_contribute": HookPolicy(Image, True, False, "images"),
+    "glidein_image_select": HookPolicy(Image, False, False, "images"),
+    "glidein_runtime_discover": HookPolicy(RuntimeCandidate, True, False, "runtime"),
+    "glidein_runtime_probe": HookPolicy(RuntimeProbe, False, False, "runtime"),
+    "glidein_gpu_detect": HookPolicy(GpuDevice, True, False, "gpu"),
+    "glidein_libraries_detect": HookPolicy(Library, True, False, "libraries"),
+    "glidein_binds_contribute": HookPolicy(Bind, True, False, "binds"),
+    "glidein_binds_validate": HookPolicy(BindVerdict, True, False, "binds"),
+    "glidein_attributes_contribute": HookPolicy(Attribute, True, False, "advertise"),
+    "glidein_job_launch": HookPolicy(ContainerInvocation, False, True, "job"),
+}
+
